@@ -1,0 +1,405 @@
+/* kernels.c — math on raw arrays: packing and GEMM dispatch, dtype conversion, layer norm,
+ * activations, attention. No model knowledge.
+ *
+ * Each fast path (simd_impl.h compiled per ISA) has a scalar twin here, used when the ISA table
+ * says "scalar" and by the tests as the oracle. Threads: OpenMP, one parallel region per kernel
+ * call, work split statically (llm.c style; a region costs < 1 µs here while threads spin).
+ */
+#include "tfm.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+const char *tfm_status_str(tfm_status s) {
+    switch (s) {
+    case TFM_OK: return "ok";
+    case TFM_E_NOMEM: return "out of memory";
+    case TFM_E_ARG: return "invalid argument";
+    case TFM_E_SHAPE: return "shape mismatch";
+    case TFM_E_RANGE: return "index out of range";
+    case TFM_E_STATE: return "invalid state";
+    }
+    return "unknown status";
+}
+
+int tfm_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * ISA dispatch: a table of function pointers chosen once at import.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    void (*gemm_panels)(float *, int64_t, const float *, int64_t, const float *, const float *, int64_t,
+                        int64_t, int64_t, int64_t, int64_t);
+    float (*dot)(const float *, const float *, int64_t);
+    void (*axpy)(float *, float, const float *, int64_t);
+    float (*exp_shift_sum)(float *, float, int64_t);
+    int64_t (*act_vec)(float *, int64_t, int);
+} kernel_table;
+
+#define DECLARE_ISA(S)                                                                                  \
+    void tfm_gemm_panels##S(float *, int64_t, const float *, int64_t, const float *, const float *,    \
+                            int64_t, int64_t, int64_t, int64_t, int64_t);                              \
+    float tfm_dot##S(const float *, const float *, int64_t);                                            \
+    void tfm_axpy##S(float *, float, const float *, int64_t);                                           \
+    float tfm_exp_shift_sum##S(float *, float, int64_t);                                                \
+    int64_t tfm_act_vec##S(float *, int64_t, int);
+DECLARE_ISA(_generic)
+#if defined(__x86_64__) && defined(__GNUC__)
+DECLARE_ISA(_avx2)
+DECLARE_ISA(_avx512)
+#endif
+
+/* Scalar twins. */
+static void gemm_panels_scalar(float *y, int64_t ldy, const float *x, int64_t ldx, const float *wp,
+                               const float *bias, int64_t M, int64_t N, int64_t K, int64_t nb0, int64_t nb1) {
+    for (int64_t nb = nb0; nb < nb1; nb++) {
+        const float *panel = wp + nb * K * 32;
+        for (int64_t j = 0; j < 32 && nb * 32 + j < N; j++) {
+            for (int64_t m = 0; m < M; m++) {
+                double s = bias ? bias[nb * 32 + j] : 0.0;
+                for (int64_t k = 0; k < K; k++) s += (double)x[m * ldx + k] * panel[k * 32 + j];
+                y[m * ldy + nb * 32 + j] = (float)s;
+            }
+        }
+    }
+}
+
+float tfm_dot(const float *a, const float *b, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return (float)s;
+}
+
+static void axpy_scalar(float *y, float a, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static float exp_shift_sum_scalar(float *x, float shift, int64_t n) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - shift);
+        s += x[i];
+    }
+    return s;
+}
+
+static int64_t act_vec_none(float *x, int64_t n, int act) {
+    (void)x, (void)n, (void)act;
+    return 0;
+}
+
+static const kernel_table table_scalar = {gemm_panels_scalar, tfm_dot, axpy_scalar, exp_shift_sum_scalar,
+                                          act_vec_none};
+static const kernel_table table_generic = {tfm_gemm_panels_generic, tfm_dot_generic, tfm_axpy_generic,
+                                           tfm_exp_shift_sum_generic, tfm_act_vec_generic};
+#if defined(__x86_64__) && defined(__GNUC__)
+static const kernel_table table_avx2 = {tfm_gemm_panels_avx2, tfm_dot_avx2, tfm_axpy_avx2, tfm_exp_shift_sum_avx2,
+                                        tfm_act_vec_avx2};
+static const kernel_table table_avx512 = {tfm_gemm_panels_avx512, tfm_dot_avx512, tfm_axpy_avx512,
+                                          tfm_exp_shift_sum_avx512, tfm_act_vec_avx512};
+#endif
+
+static const kernel_table *K_ = &table_generic;
+
+const char *tfm_isa_name(tfm_isa isa) {
+    switch (isa) {
+    case TFM_ISA_SCALAR: return "scalar";
+    case TFM_ISA_GENERIC: return "generic";
+    case TFM_ISA_AVX2: return "avx2";
+    case TFM_ISA_AVX512: return "avx512";
+    default: return "auto";
+    }
+}
+
+static tfm_isa best_isa(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    /* __builtin_cpu_supports also checks that the OS saves the wide registers (XGETBV). */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        return TFM_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return TFM_ISA_AVX2;
+#endif
+    return TFM_ISA_GENERIC;
+}
+
+tfm_isa tfm_select_isa(tfm_isa wanted) {
+    tfm_isa best = best_isa();
+    tfm_isa isa = (wanted == TFM_ISA_AUTO || wanted > best) ? best : wanted;
+    switch (isa) {
+    case TFM_ISA_SCALAR: K_ = &table_scalar; break;
+#if defined(__x86_64__) && defined(__GNUC__)
+    case TFM_ISA_AVX2: K_ = &table_avx2; break;
+    case TFM_ISA_AVX512: K_ = &table_avx512; break;
+#endif
+    default: K_ = &table_generic; isa = TFM_ISA_GENERIC; break;
+    }
+    return isa;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * dtype conversion
+ * ------------------------------------------------------------------------------------------- */
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t man = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while ((man & 0x400u) == 0);
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+        }
+    } else if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13); /* inf / nan */
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+void tfm_convert_to_f32(float *out, const void *src, tfm_dtype dtype, int64_t n) {
+    if (dtype == TFM_F32) {
+        memcpy(out, src, (size_t)n * sizeof(float));
+    } else if (dtype == TFM_F16) {
+        const uint16_t *s = (const uint16_t *)src;
+        for (int64_t i = 0; i < n; i++) out[i] = half_to_float(s[i]);
+    } else {
+        const uint16_t *s = (const uint16_t *)src;
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t bits = (uint32_t)s[i] << 16;
+            memcpy(&out[i], &bits, sizeof bits);
+        }
+    }
+}
+
+static size_t dtype_size(tfm_dtype d) { return d == TFM_F32 ? 4 : 2; }
+
+static float load_elem(const void *src, tfm_dtype dtype, int64_t i) {
+    float f;
+    tfm_convert_to_f32(&f, (const char *)src + (size_t)i * dtype_size(dtype), dtype, 1);
+    return f;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Packed linear layers
+ * ------------------------------------------------------------------------------------------- */
+static void *aligned_zalloc(size_t bytes) {
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (p) memset(p, 0, rounded ? rounded : 64);
+    return p;
+}
+
+tfm_status tfm_linear_init(tfm_linear *w, int64_t n, int64_t k, int has_bias) {
+    memset(w, 0, sizeof *w);
+    if (n <= 0 || k <= 0 || n > (INT64_C(1) << 31) || k > (INT64_C(1) << 31)) return TFM_E_ARG;
+    int64_t nb = (n + 31) / 32;
+    w->n = n;
+    w->k = k;
+    w->data = aligned_zalloc((size_t)nb * 32 * (size_t)k * sizeof(float));
+    if (!w->data) return TFM_E_NOMEM;
+    if (has_bias) {
+        w->bias = aligned_zalloc((size_t)nb * 32 * sizeof(float));
+        if (!w->bias) {
+            tfm_linear_free(w);
+            return TFM_E_NOMEM;
+        }
+    }
+    return TFM_OK;
+}
+
+void tfm_linear_free(tfm_linear *w) {
+    free(w->data);
+    free(w->bias);
+    memset(w, 0, sizeof *w);
+}
+
+tfm_status tfm_linear_set_rows(tfm_linear *w, int64_t row0, const void *src, tfm_dtype dtype, int64_t rows,
+                               int layout) {
+    if (!w->data || !src || row0 < 0 || rows < 0 || row0 + rows > w->n) return TFM_E_ARG;
+    const int64_t K = w->k;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t row = row0 + r;
+        float *dst = w->data + (row / 32) * K * 32 + (row % 32);
+        if (layout == 0 && dtype == TFM_F32) {
+            const float *s = (const float *)src + r * K;
+            for (int64_t k = 0; k < K; k++) dst[k * 32] = s[k];
+        } else if (layout == 0) {
+            for (int64_t k = 0; k < K; k++) dst[k * 32] = load_elem(src, dtype, r * K + k);
+        } else {
+            /* src is [K][rows]: element (k, r) */
+            for (int64_t k = 0; k < K; k++) dst[k * 32] = load_elem(src, dtype, k * rows + r);
+        }
+    }
+    return TFM_OK;
+}
+
+tfm_status tfm_linear_set_bias(tfm_linear *w, int64_t row0, const void *src, tfm_dtype dtype, int64_t rows) {
+    if (!w->bias || !src || row0 < 0 || rows < 0 || row0 + rows > w->n) return TFM_E_ARG;
+    tfm_convert_to_f32(w->bias + row0, src, dtype, rows);
+    return TFM_OK;
+}
+
+void tfm_linear_get_row(const tfm_linear *w, int64_t row, float *out) {
+    const float *p = w->data + (row / 32) * w->k * 32 + (row % 32);
+    for (int64_t k = 0; k < w->k; k++) out[k] = p[k * 32];
+}
+
+void tfm_linear_forward(float *y, int64_t ldy, const float *x, int64_t ldx, const tfm_linear *w, int64_t m) {
+    const int64_t NB = (w->n + 31) / 32;
+    const kernel_table *kt = K_;
+    if (m <= 0) return;
+#pragma omp parallel
+    {
+#ifdef _OPENMP
+        int nt = omp_get_num_threads(), it = omp_get_thread_num();
+#else
+        int nt = 1, it = 0;
+#endif
+        if (NB >= 4 * (int64_t)nt || m < 2 * (int64_t)nt) {
+            /* split output panels: each thread streams its own share of the weights */
+            int64_t b0 = NB * it / nt, b1 = NB * (it + 1) / nt;
+            if (b1 > b0) kt->gemm_panels(y, ldy, x, ldx, w->data, w->bias, m, w->n, w->k, b0, b1);
+        } else {
+            /* few panels, many rows: split rows */
+            int64_t m0 = m * it / nt, m1 = m * (it + 1) / nt;
+            if (m1 > m0)
+                kt->gemm_panels(y + m0 * ldy, ldy, x + m0 * ldx, ldx, w->data, w->bias, m1 - m0, w->n, w->k, 0, NB);
+        }
+    }
+}
+
+void tfm_matmul_naive(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = bias ? bias[j] : 0.0;
+            for (int64_t t = 0; t < k; t++) s += (double)x[i * k + t] * w[j * k + t];
+            y[i * n + j] = (float)s;
+        }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Layer norm and activations
+ * ------------------------------------------------------------------------------------------- */
+void tfm_layernorm(float *out, const float *x, const float *w, const float *b, int64_t rows, int64_t c, float eps) {
+#pragma omp parallel for schedule(static) if (rows > 16)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * c;
+        float *o = out + r * c;
+        double s = 0.0, s2 = 0.0;
+        for (int64_t i = 0; i < c; i++) s += xr[i];
+        double mean = s / (double)c;
+        for (int64_t i = 0; i < c; i++) {
+            double d = xr[i] - mean;
+            s2 += d * d;
+        }
+        float rstd = (float)(1.0 / sqrt(s2 / (double)c + (double)eps));
+        float fm = (float)mean;
+        for (int64_t i = 0; i < c; i++) o[i] = (xr[i] - fm) * rstd * w[i] + b[i];
+    }
+}
+
+static float act_scalar(float x, tfm_act act) {
+    switch (act) {
+    case TFM_ACT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case TFM_ACT_GELU_ERF: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+    case TFM_ACT_GELU_FAST: return 0.5f * x * (1.0f + tanhf(0.7978845608f * x * (1.0f + 0.044715f * x * x)));
+    case TFM_ACT_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));
+    case TFM_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case TFM_ACT_SILU: return x / (1.0f + expf(-x));
+    case TFM_ACT_TANH: return tanhf(x);
+    case TFM_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case TFM_ACT_GELU_10: {
+        float g = 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+        return g < -10.0f ? -10.0f : (g > 10.0f ? 10.0f : g);
+    }
+    case TFM_ACT_RELU6: return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);
+    case TFM_ACT_RELU2: return x > 0.0f ? x * x : 0.0f;
+    case TFM_ACT_LEAKY_RELU: return x >= 0.0f ? x : 0.01f * x;
+    case TFM_ACT_MISH: return x * tanhf(log1pf(expf(x)) > 20.0f ? x : log1pf(expf(x)));
+    case TFM_ACT_LAPLACE: return 0.5f * (1.0f + erff((x - 0.707107f) / (0.282095f * 1.4142135623730951f)));
+    default: return x;
+    }
+}
+
+void tfm_activation_scalar(float *x, int64_t n, tfm_act act) {
+    for (int64_t i = 0; i < n; i++) x[i] = act_scalar(x[i], act);
+}
+
+void tfm_activation(float *x, int64_t n, tfm_act act) {
+    if (act == TFM_ACT_IDENTITY) return;
+    const kernel_table *kt = K_;
+    const int64_t chunk = 4096;
+#pragma omp parallel for schedule(static) if (n > 4 * chunk)
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        int64_t len = n - c0 < chunk ? n - c0 : chunk;
+        int64_t done = kt->act_vec(x + c0, len, (int)act);
+        tfm_activation_scalar(x + c0 + done, len - done, act);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Attention
+ * ------------------------------------------------------------------------------------------- */
+void tfm_attention(float *ctx, float *probs, const float *q, int64_t ldq, const float *k, const float *v,
+                   int64_t cap, const int32_t *mask, int64_t B, int64_t T, int64_t P, int64_t NH, int64_t D,
+                   float scale, int causal, int64_t window, float *scratch) {
+    const int64_t S = P + T;
+    const int64_t C = NH * D;
+    const kernel_table *kt = K_;
+    const int64_t n_items = B * NH * T;
+#pragma omp parallel for schedule(static) if (n_items * S * D > 32768)
+    for (int64_t item = 0; item < n_items; item++) {
+#ifdef _OPENMP
+        float *sc = scratch + (int64_t)omp_get_thread_num() * S;
+#else
+        float *sc = scratch;
+#endif
+        int64_t t = item % T, h = (item / T) % NH, b = item / (T * NH);
+        const float *qv = q + (b * T + t) * ldq + h * D;
+        const float *kh = k + ((b * NH + h) * cap) * D;
+        const float *vh = v + ((b * NH + h) * cap) * D;
+        const int32_t *mrow = mask ? mask + b * S : NULL;
+        /* visible keys [j0, j1) */
+        int64_t j1 = causal ? P + t + 1 : S;
+        int64_t j0 = (causal && window > 0 && j1 - window > 0) ? j1 - window : 0;
+        float mx = -INFINITY;
+        for (int64_t j = j0; j < j1; j++) {
+            float s = kt->dot(qv, kh + j * D, D) * scale;
+            if (mrow && mrow[j] == 0) s += -FLT_MAX;
+            sc[j] = s;
+            if (s > mx) mx = s;
+        }
+        float sum = kt->exp_shift_sum(sc + j0, mx, j1 - j0);
+        float inv = 1.0f / sum;
+        float *o = ctx + (b * T + t) * C + h * D;
+        memset(o, 0, (size_t)D * sizeof(float));
+        for (int64_t j = j0; j < j1; j++) kt->axpy(o, sc[j] * inv, vh + j * D, D);
+        if (probs) {
+            float *pr = probs + ((b * NH + h) * T + t) * S;
+            memset(pr, 0, (size_t)S * sizeof(float));
+            for (int64_t j = j0; j < j1; j++) pr[j] = sc[j] * inv;
+        }
+    }
+}

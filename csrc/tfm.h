@@ -1,0 +1,268 @@
+/* tfm.h — the whole public API of the tfm C core.
+ *
+ * Dimension legend (used in every shape comment of the core):
+ *   B batch rows, T tokens given in this call, P positions already in the KV cache, S = P + T,
+ *   C hidden width, NH attention heads, D = C / NH head width, I MLP width, V vocabulary,
+ *   L layer applications, NP max positions.
+ *
+ * Layers of the house (arrows point one way):
+ *   kernels (kernels.c, simd_*.c: math on raw arrays) → models (model.c: weights, KV cache, forward
+ *   passes as sequences of kernel calls) → decoding (sampling.c, generate.c) → binding (module.c,
+ *   the only file that includes Python.h / NumPy) → Python package.
+ *
+ * What the core does not do: read files, print, exit, or keep global mutable state (the kernel
+ * dispatch table is chosen once by tfm_select_isa() at import and read-only afterwards). Every
+ * function that can fail returns a tfm_status; the binding turns it into a Python exception.
+ * Ownership: every *_init allocates and the matching *_free releases; a struct whose init failed
+ * is safe to free.
+ */
+#ifndef TFM_H
+#define TFM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+    TFM_OK = 0,
+    TFM_E_NOMEM = 1, /* an allocation failed */
+    TFM_E_ARG = 2,   /* a size, count or value is invalid */
+    TFM_E_SHAPE = 3, /* a tensor shape does not match what the configuration expects */
+    TFM_E_RANGE = 4, /* an index (token id, position, layer) is out of range */
+    TFM_E_STATE = 5, /* an object is in the wrong state (cache of another model, missing weight) */
+} tfm_status;
+
+const char *tfm_status_str(tfm_status s);
+
+/* ---------------------------------------------------------------------------------------------
+ * Kernels (kernels.c; fast paths in simd_*.c)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Element types of tensors handed to the core (checkpoints store f32, f16 or bf16). */
+typedef enum { TFM_F32 = 0, TFM_F16 = 1, TFM_BF16 = 2 } tfm_dtype;
+
+/* MLP activations: every ACT2FN name a supported config can carry maps to one of these. */
+typedef enum {
+    TFM_ACT_IDENTITY = 0,
+    TFM_ACT_GELU_TANH = 1,  /* gelu_new, gelu_pytorch_tanh, gelu_accurate, openai-gpt "gelu" */
+    TFM_ACT_GELU_ERF = 2,   /* gelu, gelu_python: 0.5·x·(1+erf(x/√2)) */
+    TFM_ACT_GELU_FAST = 3,  /* gelu_fast */
+    TFM_ACT_QUICK_GELU = 4, /* x·sigmoid(1.702x) */
+    TFM_ACT_RELU = 5,
+    TFM_ACT_SILU = 6, /* silu, swish */
+    TFM_ACT_TANH = 7,
+    TFM_ACT_SIGMOID = 8,
+    TFM_ACT_GELU_10 = 9, /* clip(gelu, −10, 10) */
+    TFM_ACT_RELU6 = 10,
+    TFM_ACT_RELU2 = 11,      /* relu(x)² */
+    TFM_ACT_LEAKY_RELU = 12, /* slope 0.01 (torch default) */
+    TFM_ACT_MISH = 13,       /* x·tanh(softplus(x)) */
+    TFM_ACT_LAPLACE = 14,    /* 0.5·(1+erf((x−μ)/(σ√2))), μ=0.707107, σ=0.282095 */
+    TFM_ACT_COUNT = 15
+} tfm_act;
+
+/* Instruction-set paths. tfm_select_isa picks the best the CPU and OS support, or a weaker one
+ * when asked (tests force each path); returns the chosen one. */
+typedef enum { TFM_ISA_AUTO = -1, TFM_ISA_SCALAR = 0, TFM_ISA_GENERIC = 1, TFM_ISA_AVX2 = 2, TFM_ISA_AVX512 = 3 } tfm_isa;
+tfm_isa tfm_select_isa(tfm_isa wanted);
+const char *tfm_isa_name(tfm_isa isa);
+
+/* A weight matrix W[N][K] (y = x·Wᵀ + b) packed for the GEMM: panels of 32 rows,
+ * data[nb][k][j] = W[32·nb + j][k], rows zero-padded up to a multiple of 32. Owned, 64-byte aligned. */
+typedef struct {
+    float *data;    /* [ceil(N/32)][K][32] */
+    float *bias;    /* [ceil(N/32)·32] zero-padded, or NULL when the layer has no bias */
+    int64_t n, k;   /* N outputs, K inputs */
+} tfm_linear;
+
+tfm_status tfm_linear_init(tfm_linear *w, int64_t n, int64_t k, int has_bias);
+void tfm_linear_free(tfm_linear *w);
+/* Copies rows [row0, row0+rows) of W from src. layout 0: src is [rows][K] (nn.Linear, [out][in]);
+ * layout 1: src is [K][rows] (GPT Conv1D, [in][out]). */
+tfm_status tfm_linear_set_rows(tfm_linear *w, int64_t row0, const void *src, tfm_dtype dtype,
+                               int64_t rows, int layout);
+tfm_status tfm_linear_set_bias(tfm_linear *w, int64_t row0, const void *src, tfm_dtype dtype, int64_t rows);
+/* out[K] = W[row] (the embedding lookup of a packed table). */
+void tfm_linear_get_row(const tfm_linear *w, int64_t row, float *out);
+/* y[M][N] (row stride ldy) = x[M][K] (row stride ldx)·Wᵀ + b. Threads: OpenMP over panels/rows. */
+void tfm_linear_forward(float *y, int64_t ldy, const float *x, int64_t ldx, const tfm_linear *w, int64_t m);
+/* The scalar twin on an unpacked W[N][K] (double accumulation): fallback and test oracle. */
+void tfm_matmul_naive(float *y, const float *x, const float *w, const float *bias, int64_t m, int64_t n, int64_t k);
+
+/* out[n] = f32(src[n]) for the given dtype (f16 incl. subnormals/inf/nan; bf16 = bits << 16). */
+void tfm_convert_to_f32(float *out, const void *src, tfm_dtype dtype, int64_t n);
+
+/* In place over rows × C: y = (x − mean)/sqrt(var + eps)·w + b (biased variance, double sums). */
+void tfm_layernorm(float *out, const float *x, const float *w, const float *b, int64_t rows, int64_t c, float eps);
+/* In place over n floats. */
+void tfm_activation(float *x, int64_t n, tfm_act act);
+/* Scalar twins (test oracles). */
+void tfm_activation_scalar(float *x, int64_t n, tfm_act act);
+float tfm_dot(const float *a, const float *b, int64_t n);
+
+/* Multi-head attention of T new queries over S = P + T keys, per batch row b and head h:
+ *   scores_j = scale · q·k_j   for visible j (causal: j ≤ P+t; window > 0 also j > P+t−window),
+ *   masked keys (mask[b][j] == 0) get −FLT_MAX added (as transformers' finfo.min), softmax, Σ p_j v_j.
+ * q:     [B·T] rows of stride ldq, head h at columns h·D
+ * k, v:  [B][NH][cap][D] (a KV-cache layer)
+ * mask:  [B][S] 0/1 or NULL;  probs: NULL or [B][NH][T][S] (zeros where not visible)
+ * ctx:   [B·T][NH·D];  scratch: [nthreads][S] floats (nthreads = tfm_max_threads()). */
+void tfm_attention(float *ctx, float *probs, const float *q, int64_t ldq, const float *k, const float *v,
+                   int64_t cap, const int32_t *mask, int64_t B, int64_t T, int64_t P, int64_t NH, int64_t D,
+                   float scale, int causal, int64_t window, float *scratch);
+int tfm_max_threads(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Models (model.c)
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+    TFM_ARCH_GPT2 = 1,       /* pre-LN, final ln_f, learned positions */
+    TFM_ARCH_OPENAI_GPT = 2, /* post-LN, no final norm */
+    TFM_ARCH_GPT_NEO = 3,    /* pre-LN, unscaled attention, global/local layers, q/k/v without bias */
+} tfm_arch;
+
+/* The blueprint. Filled by Python from config.json; validated by tfm_model_init. */
+typedef struct {
+    int32_t arch;                            /* tfm_arch */
+    int32_t n_layer;                         /* L */
+    int32_t n_head;                          /* NH */
+    int32_t hidden;                          /* C, divisible by NH */
+    int32_t inner;                           /* I */
+    int32_t vocab;                           /* V */
+    int32_t n_positions;                     /* NP */
+    int32_t act;                             /* tfm_act of the MLP */
+    float ln_eps;                            /* layer-norm epsilon */
+    int32_t scale_attn_weights;              /* divide scores by √D */
+    int32_t scale_attn_by_inverse_layer_idx; /* also divide by layer index + 1 */
+    int32_t tie_word_embeddings;             /* LM head = token embedding */
+    int32_t window_size;                     /* GPT-Neo local attention window */
+    const int32_t *layer_is_local;           /* [L] GPT-Neo: 1 = local layer; copied at init; may be NULL */
+} tfm_config;
+
+/* Parameter slots; `layer` selects the block for per-layer slots. Shapes are [out][in] for
+ * matrices (layout 1 in tfm_model_set_param means the source is [in][out], GPT Conv1D). */
+typedef enum {
+    TFM_P_WTE = 0,     /* [V][C] token embedding (and LM head when tied) */
+    TFM_P_WPE,         /* [NP][C] position embedding */
+    TFM_P_LNF_W,       /* [C] final norm (gpt2, gpt-neo) */
+    TFM_P_LNF_B,       /* [C] */
+    TFM_P_LM_HEAD,     /* [V][C] untied output projection */
+    TFM_P_LN1_W,       /* [C] per layer: first norm (pre-LN: before attention; post-LN: after) */
+    TFM_P_LN1_B,       /* [C] */
+    TFM_P_QKV_W,       /* [3C][C] fused q|k|v */
+    TFM_P_QKV_B,       /* [3C] */
+    TFM_P_Q_W,         /* [C][C] rows 0..C of the fused matrix */
+    TFM_P_K_W,         /* [C][C] rows C..2C */
+    TFM_P_V_W,         /* [C][C] rows 2C..3C */
+    TFM_P_ATTN_OUT_W,  /* [C][C] */
+    TFM_P_ATTN_OUT_B,  /* [C] */
+    TFM_P_LN2_W,       /* [C] second norm */
+    TFM_P_LN2_B,       /* [C] */
+    TFM_P_FC_IN_W,     /* [I][C] */
+    TFM_P_FC_IN_B,     /* [I] */
+    TFM_P_FC_OUT_W,    /* [C][I] */
+    TFM_P_FC_OUT_B,    /* [C] */
+    TFM_P_COUNT
+} tfm_param;
+
+typedef struct {
+    float *ln1_w, *ln1_b;     /* [C] */
+    tfm_linear qkv;           /* [3C][C] */
+    tfm_linear attn_out;      /* [C][C] */
+    float *ln2_w, *ln2_b;     /* [C] */
+    tfm_linear fc_in;         /* [I][C] */
+    tfm_linear fc_out;        /* [C][I] */
+    uint32_t loaded;          /* bit per per-layer tfm_param that was set */
+} tfm_layer;
+
+/* Weights: owned, converted to f32 and packed at load. Immutable after loading, so any number of
+ * threads may run forward passes on one model at once (each with its own workspace and cache). */
+typedef struct {
+    tfm_config cfg;
+    int32_t *layer_is_local; /* [L] owned copy, or NULL */
+    tfm_linear wte;          /* [V][C] */
+    float *wpe;              /* [NP][C] */
+    float *lnf_w, *lnf_b;    /* [C] */
+    tfm_linear lm_head;      /* [V][C], only when untied */
+    tfm_layer *layers;       /* [L] */
+    uint32_t loaded;         /* bit per global tfm_param that was set */
+    uint64_t uid;            /* identifies the model to the caches made for it */
+} tfm_model;
+
+tfm_status tfm_model_init(tfm_model *m, const tfm_config *cfg);
+void tfm_model_free(tfm_model *m);
+/* Copies one parameter (converted to f32). shape/ndim must match the slot exactly. */
+tfm_status tfm_model_set_param(tfm_model *m, tfm_param p, int32_t layer, const void *src, tfm_dtype dtype,
+                               int32_t ndim, const int64_t *shape, int layout);
+/* Expected shape of a slot: writes ndim and shape[0..1]; TFM_E_ARG if the slot is unused by the arch. */
+tfm_status tfm_model_param_shape(const tfm_model *m, tfm_param p, int32_t *ndim, int64_t shape[2]);
+/* TFM_OK when every parameter the architecture needs was set; else TFM_E_STATE with the first
+ * missing slot and layer (−1 for global slots) written out. */
+tfm_status tfm_model_check_loaded(const tfm_model *m, tfm_param *missing, int32_t *layer);
+
+/* KV cache: K and V of every layer for B rows, grown on demand, reordered for beams. */
+typedef struct {
+    int32_t n_layer, n_head, head_dim;
+    int64_t batch;     /* B */
+    int64_t capacity;  /* positions allocated per row */
+    int64_t length;    /* P: positions filled (the same for every row; pads are masked, not skipped) */
+    float *k, *v;      /* [L][B][NH][capacity][D] */
+    uint64_t model_uid;
+} tfm_kv_cache;
+
+tfm_status tfm_kv_cache_init(tfm_kv_cache *c, const tfm_model *m, int64_t batch, int64_t capacity);
+void tfm_kv_cache_free(tfm_kv_cache *c);
+/* Grows capacity (contents kept). */
+tfm_status tfm_kv_cache_reserve(tfm_kv_cache *c, int64_t capacity);
+/* Row r of the result = row src[r] of the current cache, r < new_batch (beam reorder / expansion). */
+tfm_status tfm_kv_cache_reorder(tfm_kv_cache *c, const int64_t *src, int64_t new_batch);
+/* Deep copy. */
+tfm_status tfm_kv_cache_copy(tfm_kv_cache *dst, const tfm_kv_cache *src);
+
+/* Scratch of one forward call: sized once for up to max_rows = B·T rows and max_ctx = S keys. */
+typedef struct {
+    int64_t max_rows, max_ctx;
+    float *x;       /* [rows][C] residual stream */
+    float *xn;      /* [rows][C] normed input of a sub-block */
+    float *qkv;     /* [rows][3C] */
+    float *ctx;     /* [rows][C] attention output before projection */
+    float *mlp;     /* [rows][I] */
+    float *scratch; /* [threads][max_ctx] attention scores */
+    float *k, *v;   /* [rows][C] K/V of one layer when no cache is used */
+} tfm_workspace;
+
+tfm_status tfm_workspace_init(tfm_workspace *w, const tfm_model *m, int64_t max_rows, int64_t max_ctx);
+void tfm_workspace_free(tfm_workspace *w);
+
+typedef enum { TFM_LOGITS_NONE = 0, TFM_LOGITS_LAST = 1, TFM_LOGITS_ALL = 2 } tfm_logits_mode;
+
+/* One forward call. Inputs are read-only; outputs that are NULL are not computed. */
+typedef struct {
+    const int32_t *input_ids;      /* [B][T] */
+    const int32_t *attention_mask; /* [B][S] 0/1, or NULL (all ones) */
+    const int32_t *position_ids;   /* [B][T], or NULL (P + t) */
+    const int32_t *token_type_ids; /* [B][T], or NULL */
+    int64_t B, T;
+    int32_t logits_mode;   /* tfm_logits_mode */
+    float *logits;         /* [B][T][V] (ALL) or [B][V] (LAST) */
+    float *last_hidden;    /* [B][T][C] final hidden state (after the final norm, if any) */
+    float *hidden_states;  /* [L+1][B][T][C] as transformers' output_hidden_states */
+    float *attentions;     /* [L][B][NH][T][S] as transformers' output_attentions */
+} tfm_forward_args;
+
+/* Runs the model on T new tokens per row. With a cache, K/V of the new positions are appended
+ * (cache->length += T) and attention covers the P cached positions; cache may be NULL (P = 0).
+ * Checks ids < V, positions < NP, sizes against the workspace and the cache's model. */
+tfm_status tfm_model_forward(const tfm_model *m, tfm_kv_cache *cache, tfm_workspace *ws,
+                             const tfm_forward_args *a);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TFM_H */

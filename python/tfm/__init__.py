@@ -1,0 +1,4 @@
+"""tfm — transformer inference and decoding with a C core."""
+from . import _tfmcore
+
+__version__ = "0.1.0"
