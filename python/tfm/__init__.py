@@ -1,4 +1,12 @@
-"""tfm — transformer inference and decoding with a C core."""
+"""tfm — transformer inference and decoding with a C core.
+
+    import tfm
+    tok = tfm.AutoTokenizer.from_pretrained(d)
+    model = tfm.AutoModelForCausalLM.from_pretrained(d)
+    out = model(ids, attention_mask=mask)        # out.logits: float32 [B, T, V]
+"""
 from . import _tfmcore
+from .configuration import AutoConfig, GPT2Config, GPTNeoConfig, OpenAIGPTConfig
+from .models import AutoModel, AutoModelForCausalLM, GPTForCausalLM, GPTModel, KVCache
 
 __version__ = "0.1.0"

@@ -1,0 +1,49 @@
+"""Auto classes: read config.json, pick the class for its model_type and task.
+
+Each family module registers its classes in ``REGISTRY[task][model_type]``; ``from_pretrained``
+dispatches on the folder's model_type and names the supported ones when it is not there.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict
+
+from ..configuration import read_config_file
+from .gpt import GPT_MODEL_TYPES, GPTForCausalLM, GPTModel
+
+REGISTRY: Dict[str, Dict[str, type]] = {
+    "base": {mt: GPTModel for mt in GPT_MODEL_TYPES},
+    "causal-lm": {mt: GPTForCausalLM for mt in GPT_MODEL_TYPES},
+}
+
+
+def register(task: str, model_type: str, cls: type) -> None:
+    REGISTRY.setdefault(task, {})[model_type] = cls
+
+
+class _Auto:
+    task = ""
+
+    def __init__(self) -> None:
+        raise TypeError(f"{type(self).__name__} is not instantiated; use {type(self).__name__}.from_pretrained(dir)")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **kwargs: Any) -> Any:
+        model_type = read_config_file(path).get("model_type")
+        table = REGISTRY.get(cls.task, {})
+        if model_type not in table:
+            raise ValueError(f"{path}: unsupported model_type {model_type!r} for {cls.__name__}; "
+                             f"supported: {', '.join(sorted(table))}")
+        return table[model_type].from_pretrained(path, **kwargs)
+
+
+class AutoModel(_Auto):
+    """The bare model of a checkpoint folder (``last_hidden_state``)."""
+
+    task = "base"
+
+
+class AutoModelForCausalLM(_Auto):
+    """A decoder with its LM head (``logits``), ready for ``generate``."""
+
+    task = "causal-lm"
