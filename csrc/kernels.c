@@ -194,12 +194,6 @@ void tfm_convert_to_f32(float *out, const void *src, tfm_dtype dtype, int64_t n)
 
 static size_t dtype_size(tfm_dtype d) { return d == TFM_F32 ? 4 : 2; }
 
-static float load_elem(const void *src, tfm_dtype dtype, int64_t i) {
-    float f;
-    tfm_convert_to_f32(&f, (const char *)src + (size_t)i * dtype_size(dtype), dtype, 1);
-    return f;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Packed linear layers
  * ------------------------------------------------------------------------------------------- */
@@ -238,21 +232,40 @@ tfm_status tfm_linear_set_rows(tfm_linear *w, int64_t row0, const void *src, tfm
                                int layout) {
     if (!w->data || !src || row0 < 0 || rows < 0 || row0 + rows > w->n) return TFM_E_ARG;
     const int64_t K = w->k;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t row = row0 + r;
-        float *dst = w->data + (row / 32) * K * 32 + (row % 32);
-        if (layout == 0 && dtype == TFM_F32) {
-            const float *s = (const float *)src + r * K;
-            for (int64_t k = 0; k < K; k++) dst[k * 32] = s[k];
-        } else if (layout == 0) {
-            for (int64_t k = 0; k < K; k++) dst[k * 32] = load_elem(src, dtype, r * K + k);
-        } else {
-            /* src is [K][rows]: element (k, r) */
-            for (int64_t k = 0; k < K; k++) dst[k * 32] = load_elem(src, dtype, k * rows + r);
+    const size_t es = dtype_size(dtype);
+    const int64_t nb_first = row0 / 32, nb_last = (row0 + rows - 1) / 32;
+    if (rows == 0) return TFM_OK;
+    int failed = 0;
+    /* One thread per panel: a panel's cache lines are written by one thread only (no false
+     * sharing) and stay in its L2 while the 32 rows are scattered in. */
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : failed)
+    for (int64_t nb = nb_first; nb <= nb_last; nb++) {
+        int64_t r_lo = nb * 32 > row0 ? nb * 32 : row0;
+        int64_t r_hi = (nb + 1) * 32 < row0 + rows ? (nb + 1) * 32 : row0 + rows;
+        float *panel = w->data + nb * K * 32;
+        float *tmp = (float *)malloc((size_t)K * sizeof(float));
+        if (!tmp) {
+            failed = 1;
+            continue;
         }
+        if (layout == 0) {
+            /* src is [rows][K]: convert one source row, scatter it down the panel column */
+            for (int64_t row = r_lo; row < r_hi; row++) {
+                tfm_convert_to_f32(tmp, (const char *)src + (size_t)(row - row0) * (size_t)K * es, dtype, K);
+                float *dst = panel + (row % 32);
+                for (int64_t k = 0; k < K; k++) dst[k * 32] = tmp[k];
+            }
+        } else {
+            /* src is [K][rows]: element (k, row) lies in source row k, contiguous across the panel */
+            const int64_t n = r_hi - r_lo;
+            for (int64_t k = 0; k < K; k++) {
+                tfm_convert_to_f32(panel + k * 32 + (r_lo % 32),
+                                   (const char *)src + ((size_t)k * (size_t)rows + (size_t)(r_lo - row0)) * es, dtype, n);
+            }
+        }
+        free(tmp);
     }
-    return TFM_OK;
+    return failed ? TFM_E_NOMEM : TFM_OK;
 }
 
 tfm_status tfm_linear_set_bias(tfm_linear *w, int64_t row0, const void *src, tfm_dtype dtype, int64_t rows) {
