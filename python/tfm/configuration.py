@@ -65,6 +65,7 @@ class PretrainedConfig:
     id2label: Optional[Dict[int, str]] = None
     label2id: Optional[Dict[str, int]] = None
     problem_type: Optional[str] = None
+    initializer_range: float = 0.02
     extra: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -90,6 +90,15 @@ class StoredTensor:
         self._make = make
         self._array = None
 
+    @classmethod
+    def from_array(cls, name: str, array: np.ndarray, source: str = "<memory>") -> "StoredTensor":
+        """Wraps an in-memory float32/float16 array (random initialisation, conversions, tests)."""
+        a = np.ascontiguousarray(array)
+        codes = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16"}
+        if a.dtype not in codes:
+            raise TypeError(f"{name}: from_array takes float32 or float16, got {a.dtype}")
+        return cls(name, codes[a.dtype], a.shape, source, lambda: a)
+
     @property
     def size(self) -> int:
         n = 1

@@ -200,3 +200,27 @@ class GPTForCausalLM(_GPTBase):
                                       attentions=_split(out, "attentions"))
 
     forward = __call__
+
+
+def random_state_dict(cfg: PretrainedConfig, seed: int = 0) -> dict:
+    """A state dict initialised as transformers does (normal(0, initializer_range) matrices, unit
+    LayerNorms, zero biases): a model to try the library with before any checkpoint is at hand."""
+    from ..checkpoint import StoredTensor
+
+    rng = np.random.default_rng(seed)
+    std = float(getattr(cfg, "initializer_range", 0.02))
+    kw = core_kwargs(cfg)
+    probe = _tfmcore.Model(**kw)
+    state = {}
+    for spec in param_specs(cfg, with_head=True):
+        shape = probe.param_shape(spec.slot)
+        if spec.layout == 1:
+            shape = tuple(reversed(shape))
+        if spec.key.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+            a = np.ones(shape, np.float32)
+        elif len(shape) == 1:
+            a = np.zeros(shape, np.float32)
+        else:
+            a = rng.normal(0.0, std, size=shape).astype(np.float32)
+        state[spec.key] = StoredTensor.from_array(spec.key, a)
+    return state
