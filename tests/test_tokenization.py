@@ -484,6 +484,15 @@ def test_incremental_decoder_equals_full_decode(folders, name):
         assert held_back > 0   # the byte-level case really splits characters across tokens
 
 
+def test_incremental_decoder_skips_runs_of_special_tokens(folders):
+    ours, _ = load_pair(folders, "bert-vocab-lower=True")
+    ids = ours.encode("hello world") + [ours.sep_token_id] * 9 + ours.encode("again , they 're here", "x")
+    for skip in (False, True):
+        dec = IncrementalDecoder(ours, skip_special_tokens=skip)
+        out = "".join(dec.push(i) for i in ids) + dec.flush()
+        assert out == ours.decode(ids, skip_special_tokens=skip)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # The sentencepiece reader, checked against sentencepiece itself.
 

@@ -16,23 +16,28 @@ transformers' *fast* tokenizer loaded from the same folder. Supported file sets:
 The tokenizer family is chosen from `tokenizer_config.json`'s `tokenizer_class`, else `config.json`'s
 `tokenizer_class` / `model_type`, else from which vocabulary files are present.
 
+Where transformers would only log a warning and silently not pad / not truncate (padding="max_length" or
+truncation=True with no max_length and no model_max_length), this raises ValueError instead.
+
 What it deliberately does not do: no hand-written tokenisation algorithm (all splitting, merging, normalising and
 decoding is the `tokenizers` library's), no slow (pure-Python / sentencepiece) tokenizers, no downloads, no chat
-templates, no pre-tokenised (`is_split_into_words`) input, no overflow windows (`stride`), and no tensors other than
-NumPy. transformers is never imported here.
+templates, no pre-tokenised (`is_split_into_words`) input, no overflow windows (`stride`), no adding new tokens,
+and no tensors other than NumPy. transformers is never imported here.
 
 Example
 -------
 >>> tok = AutoTokenizer.from_pretrained("tests/data/gpt2-tokenizer")
 >>> tok.encode("Hello world")
 [15496, 995]
->>> batch = tok(["a", "b c"], padding=True, padding_side="left", return_tensors="np")  # needs a pad token
+>>> tok.pad_token = tok.eos_token                   # GPT-2 ships no pad token
+>>> tok(["a", "b c"], padding=True, padding_side="left", return_tensors="np").input_ids
+array([[50256,    64],
+       [   65,   269]])
 """
 from __future__ import annotations
 
 import json
 import struct
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -50,9 +55,6 @@ LARGE_INTEGER = int(1e20)
 
 # Order matters: transformers walks special tokens in this order when it registers them with the backend.
 SPECIAL_TOKEN_ATTRIBUTES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-
-# Files a tokenizer folder may hold, in the order we report them when none is found.
-_VOCAB_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "vocab.txt", "spiece.model", "spm.model")
 
 Token = Union[str, AddedToken]
 
@@ -479,6 +481,15 @@ _TRUNCATION = {None: None, False: None, "do_not_truncate": None, True: "longest_
                "longest_first": "longest_first", "only_first": "only_first", "only_second": "only_second"}
 
 
+def _special_token(attr: str) -> property:
+    return property(lambda self: self._token(attr), lambda self, value: self._set_token(attr, value),
+                    doc=f"The {attr.replace('_', ' ')} string, or None. Settable to any token of the vocabulary.")
+
+
+def _special_token_id(attr: str) -> property:
+    return property(lambda self: self._token_id(attr), doc=f"Id of the {attr.replace('_', ' ')}, or None.")
+
+
 class Tokenizer:
     """A `tokenizers` backend plus the special tokens, defaults and call conventions of transformers' fast
     tokenizers. Build it with `AutoTokenizer.from_pretrained(folder)`.
@@ -544,20 +555,20 @@ class Tokenizer:
         self._special[attr] = value
         self._state = ("unset",)
 
-    bos_token = property(lambda self: self._token("bos_token"), lambda self, v: self._set_token("bos_token", v))
-    eos_token = property(lambda self: self._token("eos_token"), lambda self, v: self._set_token("eos_token", v))
-    unk_token = property(lambda self: self._token("unk_token"), lambda self, v: self._set_token("unk_token", v))
-    sep_token = property(lambda self: self._token("sep_token"), lambda self, v: self._set_token("sep_token", v))
-    pad_token = property(lambda self: self._token("pad_token"), lambda self, v: self._set_token("pad_token", v))
-    cls_token = property(lambda self: self._token("cls_token"), lambda self, v: self._set_token("cls_token", v))
-    mask_token = property(lambda self: self._token("mask_token"), lambda self, v: self._set_token("mask_token", v))
-    bos_token_id = property(lambda self: self._token_id("bos_token"))
-    eos_token_id = property(lambda self: self._token_id("eos_token"))
-    unk_token_id = property(lambda self: self._token_id("unk_token"))
-    sep_token_id = property(lambda self: self._token_id("sep_token"))
-    pad_token_id = property(lambda self: self._token_id("pad_token"))
-    cls_token_id = property(lambda self: self._token_id("cls_token"))
-    mask_token_id = property(lambda self: self._token_id("mask_token"))
+    bos_token = _special_token("bos_token")
+    eos_token = _special_token("eos_token")
+    unk_token = _special_token("unk_token")
+    sep_token = _special_token("sep_token")
+    pad_token = _special_token("pad_token")
+    cls_token = _special_token("cls_token")
+    mask_token = _special_token("mask_token")
+    bos_token_id = _special_token_id("bos_token")
+    eos_token_id = _special_token_id("eos_token")
+    unk_token_id = _special_token_id("unk_token")
+    sep_token_id = _special_token_id("sep_token")
+    pad_token_id = _special_token_id("pad_token")
+    cls_token_id = _special_token_id("cls_token")
+    mask_token_id = _special_token_id("mask_token")
 
     @property
     def additional_special_tokens(self) -> list[str]:
@@ -622,6 +633,9 @@ class Tokenizer:
     def encode(self, text: str, text_pair: Optional[str] = None, add_special_tokens: bool = True,
                truncation: Union[bool, str, None] = None, max_length: Optional[int] = None) -> list[int]:
         """Ids of one text (or pair). `max_length` alone truncates, as in transformers."""
+        if not isinstance(text, str):
+            raise TypeError(f"encode takes one string (use tok(list_of_texts) for a batch), "
+                            f"got {type(text).__name__}")
         return self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
                     max_length=max_length, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
@@ -767,11 +781,14 @@ class Tokenizer:
                 f"special_tokens={self.special_tokens_map})")
 
 
+# transformers' `clean_up_tokenization` replacements, applied in this order.
+_CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+             (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
 def clean_up_tokenization(text: str) -> str:
-    """Remove the spaces English word-splitting tokenizers put before punctuation and contractions
-    (the replacements of transformers' `clean_up_tokenization`)."""
-    for before, after in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-                          (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
+    """Remove the spaces English word-splitting tokenizers put before punctuation and contractions."""
+    for before, after in _CLEAN_UP:
         text = text.replace(before, after)
     return text
 
@@ -838,7 +855,10 @@ class AutoTokenizer:
     @staticmethod
     def from_pretrained(path: Union[str, Path], **overrides) -> Tokenizer:
         """Load the tokenizer saved in `path`. `overrides` replace tokenizer_config.json entries, e.g.
-        `padding_side="left"`, `model_max_length=1024`, `pad_token="<|endoftext|>"`, `do_lower_case=False`."""
+        `padding_side="left"`, `model_max_length=1024`, `pad_token="<|endoftext|>"`, `do_lower_case=False`.
+
+        >>> tok = AutoTokenizer.from_pretrained("tests/data/gpt2-tokenizer", padding_side="left")
+        """
         folder = Path(path)
         if not folder.is_dir():
             raise FileNotFoundError(f"tokenizer folder {folder} does not exist (tfm loads local folders only)")
@@ -846,79 +866,32 @@ class AutoTokenizer:
         if not any(f in files for f in ("tokenizer.json", "vocab.txt", "spiece.model", "spm.model")) and \
                 not {"vocab.json", "merges.txt"} <= files:
             raise FileNotFoundError(_missing_message(folder, files))
-
-        config = _read_json(folder / "tokenizer_config.json") if "tokenizer_config.json" in files else {}
-        if not isinstance(config, dict):
-            raise ValueError(f"{folder / 'tokenizer_config.json'}: expected a JSON object")
         unknown = set(overrides) - _OVERRIDABLE
         if unknown:
             raise TypeError(f"from_pretrained got unknown option(s) {sorted(unknown)}; "
                             f"known: {sorted(_OVERRIDABLE)}")
+
+        config = _read_json(folder / "tokenizer_config.json") if "tokenizer_config.json" in files else {}
+        if not isinstance(config, dict):
+            raise ValueError(f"{folder / 'tokenizer_config.json'}: expected a JSON object")
         class_name, spec = _resolve_class(folder, config, files)
         has_json = "tokenizer.json" in files
-
-        # init options: tokenizer_config.json, then (old-format folders) special_tokens_map.json, then overrides.
-        opts = {k: v for k, v in config.items() if k not in ("added_tokens_decoder", "tokenizer_class")}
-        added_decoder: dict[int, AddedToken] = {}
-        if "added_tokens_decoder" in config:
-            for idx, tok in config["added_tokens_decoder"].items():
-                added_decoder[int(idx)] = _as_token(tok, "tokenizer_config.json added_tokens_decoder")
-        else:
-            # transformers reads special_tokens_map.json / added_tokens.json only for old-format folders.
-            if "special_tokens_map.json" in files:
-                smap = _read_json(folder / "special_tokens_map.json")
-                for key, value in smap.items():
-                    if key == "additional_special_tokens" and isinstance(value, list):
-                        merged = list(opts.pop("additional_special_tokens", None) or [])
-                        for t in value:
-                            t = _special_from_map(t)
-                            if t not in merged:
-                                merged.append(t)
-                        opts[key] = merged
-                    else:
-                        opts[key] = _special_from_map(value)
-            if "added_tokens.json" in files:
-                specials = {str(_as_token(opts[k], "tokenizer_config.json")) for k in SPECIAL_TOKEN_ATTRIBUTES
-                            if opts.get(k) is not None}
-                specials |= {str(_as_token(t, "tokenizer_config.json"))
-                             for t in opts.get("additional_special_tokens") or []}
-                for content, idx in _read_json(folder / "added_tokens.json").items():
-                    special = content in specials
-                    added_decoder[int(idx)] = AddedToken(content, normalized=not special, special=special)
-            if has_json:
-                for entry in _read_json(folder / "tokenizer.json").get("added_tokens", []):
-                    entry = dict(entry)
-                    index = int(entry.pop("id"))
-                    added_decoder[index] = AddedToken(**entry)
+        opts, added_decoder = _init_options(folder, files, config)
         opts.update(overrides)
-
         for key, value in spec.defaults.items():
             opts.setdefault(key, value)
+        specials, additional = _special_tokens(folder, spec, opts, added_decoder, has_json)
 
-        # Special tokens: a string naming an added token takes that token's flags (lstrip, normalized, ...);
-        # other strings get the class's own wrapping (see _ClassSpec).
-        wraps = spec.fast_wrap if has_json else {**spec.fast_wrap, **spec.slow_wrap}
-        by_content = {str(t): t for t in added_decoder.values()}
-        specials: dict[str, Optional[Token]] = {}
-        for attr in SPECIAL_TOKEN_ATTRIBUTES:
-            value = _as_token(opts[attr], f"{folder}: {attr}") if attr in opts else spec.specials.get(attr)
-            if isinstance(value, str):
-                value = by_content[value] if value in by_content else wraps.get(attr, str)(value)
-            specials[attr] = value
-        additional = [_as_token(t, f"{folder}: additional_special_tokens")
-                      for t in opts.get("additional_special_tokens") or []]
-
+        make_post = None
         if has_json:
             backend = _Backend.from_file(str(folder / "tokenizer.json"))
-            built_here = False
+        elif spec.builder == "none":
+            raise ValueError(f"{folder}: cannot build tokenizer class {class_name!r} without tokenizer.json")
         else:
-            if spec.builder == "none":
-                raise ValueError(f"{folder}: cannot build tokenizer class {class_name!r} without tokenizer.json")
             backend, make_post = _build_backend(
                 spec, folder, opts, lambda a: None if specials[a] is None else str(specials[a]))
-            built_here = True
 
-        # Settings the backend file itself carries become defaults (transformers does the same).
+        # Padding/truncation settings stored in tokenizer.json become defaults (as in transformers).
         if backend.padding is not None:
             opts.setdefault("padding_side", backend.padding["direction"])
             if specials["pad_token"] is None and "pad_token" not in opts and backend.padding.get("pad_token"):
@@ -928,15 +901,15 @@ class AutoTokenizer:
 
         # Same order as transformers: added/special tokens, then the class's fix-ups of the loaded backend.
         _register_added_tokens(backend, added_decoder, specials, additional)
-        if built_here and make_post is not None:
+        if make_post is not None:
             backend.post_processor = make_post(backend)
         _adjust_backend(backend, spec, opts)
         if opts.get("split_special_tokens"):
             backend.encode_special_tokens = True
 
         clean_up = opts.get("clean_up_tokenization_spaces")
-        if clean_up is None:
-            clean_up = spec.slow_clean_up and built_here
+        if clean_up is None:   # the slow class's default reaches the fast one only through conversion
+            clean_up = spec.slow_clean_up and not has_json
         return Tokenizer(
             backend, tokenizer_class=class_name, special_tokens=specials, additional_special_tokens=additional,
             model_input_names=opts.get("model_input_names") or spec.input_names,
@@ -946,12 +919,77 @@ class AutoTokenizer:
             name_or_path=str(folder))
 
 
+def _init_options(folder: Path, files: set, config: dict) -> tuple[dict, dict]:
+    """tokenizer_config.json's options and the folder's added tokens {id: AddedToken}, read as transformers'
+    `_from_pretrained` does: new-format configs carry `added_tokens_decoder`; only old-format folders are read for
+    special_tokens_map.json (which then overrides the config), added_tokens.json and tokenizer.json's tokens."""
+    opts = {k: v for k, v in config.items() if k not in ("added_tokens_decoder", "tokenizer_class")}
+    added: dict[int, AddedToken] = {}
+    where = f"{folder / 'tokenizer_config.json'}: added_tokens_decoder"
+    if "added_tokens_decoder" in config:
+        entries = config["added_tokens_decoder"]
+        if not isinstance(entries, dict):
+            raise ValueError(f"{where} must be an object id -> token")
+        for index, token in entries.items():
+            if not isinstance(token, dict):
+                raise ValueError(f"{where}: entry {index!r} must be a token object, got {token!r}")
+            added[_int_key(index, where)] = _as_token(token, where)
+        return opts, added
+
+    if "special_tokens_map.json" in files:
+        for key, value in _read_json(folder / "special_tokens_map.json").items():
+            if key == "additional_special_tokens" and isinstance(value, list):
+                merged = list(opts.pop("additional_special_tokens", None) or [])
+                for token in map(_special_from_map, value):
+                    if token not in merged:
+                        merged.append(token)
+                opts[key] = merged
+            else:
+                opts[key] = _special_from_map(value)
+    if "added_tokens.json" in files:
+        where = str(folder / "added_tokens.json")
+        names = {str(_as_token(opts[k], where)) for k in SPECIAL_TOKEN_ATTRIBUTES if opts.get(k) is not None}
+        names |= {str(_as_token(t, where)) for t in opts.get("additional_special_tokens") or []}
+        for content, index in _read_json(folder / "added_tokens.json").items():
+            special = content in names
+            added[_int_key(index, where)] = AddedToken(content, normalized=not special, special=special)
+    if "tokenizer.json" in files:
+        where = str(folder / "tokenizer.json")
+        for entry in _read_json(folder / "tokenizer.json").get("added_tokens", []):
+            entry = dict(entry)
+            index = _int_key(entry.pop("id", None), where)
+            added[index] = _as_token(entry, where)
+    return opts, added
+
+
+def _int_key(value, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: token id {value!r} is not an integer") from None
+
+
+def _special_tokens(folder: Path, spec: _ClassSpec, opts: dict, added: dict, has_json: bool):
+    """Resolve the seven special tokens and the additional ones. A string naming an added token takes that token's
+    flags (lstrip, normalized, ...); other strings get the class's own wrapping (see _ClassSpec)."""
+    wraps = spec.fast_wrap if has_json else {**spec.fast_wrap, **spec.slow_wrap}
+    by_content = {str(t): t for t in added.values()}
+    specials: dict[str, Optional[Token]] = {}
+    for attr in SPECIAL_TOKEN_ATTRIBUTES:
+        value = _as_token(opts[attr], f"{folder}: {attr}") if attr in opts else spec.specials.get(attr)
+        if isinstance(value, str):
+            value = by_content[value] if value in by_content else wraps.get(attr, str)(value)
+        specials[attr] = value
+    extra = opts.get("additional_special_tokens") or []
+    if not isinstance(extra, (list, tuple)):
+        raise ValueError(f"{folder}: additional_special_tokens must be a list, got {extra!r}")
+    return specials, [_as_token(t, f"{folder}: additional_special_tokens") for t in extra]
+
+
 def _special_from_map(value):
     # special_tokens_map.json stores either plain strings or token objects (always special).
     if isinstance(value, dict):
-        value = {k: v for k, v in value.items() if k != "__type"}
-        value["special"] = True
-        return AddedToken(**value)
+        return _as_token({**value, "special": True}, "special_tokens_map.json")
     return value
 
 
@@ -994,8 +1032,7 @@ def _register_added_tokens(backend: _Backend, added_decoder: dict, specials: dic
     that transformers' PreTrainedTokenizerFast.__init__ uses -- re-adding a token replaces its flags, so the
     order decides the final lstrip/normalized/special of each token."""
     to_add: list[Token] = [AddedToken(**_token_fields(t)) for _, t in sorted(added_decoder.items())]
-    known = set(backend.get_added_tokens_decoder()[i].content for i in backend.get_added_tokens_decoder())
-    known |= {str(t) for t in to_add}
+    known = {t.content for t in backend.get_added_tokens_decoder().values()} | {str(t) for t in to_add}
     extended, seen = [], set()
     for value in [specials[a] for a in SPECIAL_TOKEN_ATTRIBUTES] + list(additional):
         if value is not None and str(value) not in seen:
@@ -1036,10 +1073,13 @@ class IncrementalDecoder:
 
     Text is held back while it may still change: while the decoded tail is an incomplete UTF-8 character
     (byte-level BPE splits characters across tokens; the decoder shows U+FFFD until the last byte arrives), and
-    while it ends in the start of a clean-up pattern (" '" can become "'" when the next token is " m": WordPiece's
-    decoder and `clean_up_tokenization_spaces` remove such spaces). Each step decodes only a short window --
+    while it ends in the start of a clean-up pattern (with `clean_up_tokenization_spaces`, "I '" becomes "I'" once
+    the next token turns it into "I ' m"). Each step decodes only a short window --
     the held tokens plus a few emitted ones for context (WordPiece "##" joins, SentencePiece's leading space) --
-    so a long stream costs O(1) per token.
+    so a long stream costs O(1) per token. The window's first token renders differently (no WordPiece space, no
+    SentencePiece "▁"), but it does so in both decodes whose difference is emitted (the window always holds the
+    last emitting token, which rendered text), and clean-up patterns cannot straddle the emitted/held boundary
+    because of the hold-back rule -- so the pieces add up to `tok.decode(ids)`.
 
     >>> dec = IncrementalDecoder(tok)
     >>> text = "".join(dec.push(i) for i in ids) + dec.flush()   # == tok.decode(ids)
@@ -1081,6 +1121,6 @@ class IncrementalDecoder:
         return text[len(done):]
 
 
-# Proper prefixes of the clean-up patterns (see clean_up_tokenization), and an unfinished UTF-8 character.
-_CLEAN_UP_PATTERNS = (" .", " ?", " !", " ,", " ' ", " n't", " 'm", " 's", " 've", " 're")
-_UNSTABLE_ENDINGS = tuple({p[:k] for p in _CLEAN_UP_PATTERNS for k in range(1, len(p))} | {"\ufffd"})
+# Text endings that a later token may still change: proper prefixes of the clean-up patterns, and U+FFFD (what the
+# decoder shows for an unfinished UTF-8 character).
+_UNSTABLE_ENDINGS = tuple(sorted({p[:k] for p, _ in _CLEAN_UP for k in range(1, len(p))} | {"\ufffd"}))
