@@ -219,6 +219,15 @@ def folders(tmp_path_factory):
     (d / "tokenizer_config.json").write_text(json.dumps(cfg))
     out["bert-json-config-overrides"] = (d, T.BertTokenizerFast)
 
+    # DistilBERT found through config.json's model_type (no token_type_ids); ELECTRA as saved by transformers.
+    d = root / "distilbert-vocab"
+    d.mkdir()
+    shutil.copy(root / "bert-vocab-True" / "vocab.txt", d / "vocab.txt")
+    (d / "config.json").write_text(json.dumps({"model_type": "distilbert"}))
+    out["distilbert-vocab"] = (d, T.DistilBertTokenizerFast)
+    T.ElectraTokenizerFast(str(d / "vocab.txt")).save_pretrained(root / "electra-json")
+    out["electra-json"] = (root / "electra-json", T.ElectraTokenizerFast)
+
     T.RobertaTokenizerFast(vocab, merges).save_pretrained(root / "roberta-json")
     out["roberta-json"] = (root / "roberta-json", T.RobertaTokenizerFast)
     out["roberta-vocab"] = (without_tokenizer_json(root / "roberta-json", root / "roberta-vocab"),
@@ -272,7 +281,7 @@ def first_mismatches(texts, ours, ref, limit=3):
 
 FAMILIES = ["gpt2-files", "gpt2-json", "gpt-neo", "bert-vocab-lower=True", "bert-vocab-lower=False",
             "bert-json-lower=True", "bert-json-lower=False", "bert-vocab-cased-strip-accents",
-            "bert-json-config-overrides", "roberta-json", "roberta-vocab", "deberta-vocab", "albert-spiece-only",
+            "bert-json-config-overrides", "distilbert-vocab", "electra-json", "roberta-json", "roberta-vocab", "deberta-vocab", "albert-spiece-only",
             "albert-slow-save", "albert-json", "albert-cased-keep-accents", "deberta-v2-spm-only",
             "openai-gpt-vocab"]
 
@@ -558,7 +567,7 @@ def test_bad_arguments_raise_clear_errors(folders):
     with pytest.raises(ValueError, match="needs max_length"):
         ours("a", truncation=True)                  # no model_max_length in a bare vocab/merges folder
     with pytest.raises(ValueError, match="padding_side"):
-        ours.eos_token and ours(["a"], padding_side="top")
+        ours(["a"], padding_side="top")
     with pytest.raises(TypeError, match="text"):
         ours(123)
     with pytest.raises(ValueError, match="same length"):
