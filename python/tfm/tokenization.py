@@ -306,6 +306,14 @@ def _build_backend(spec: _ClassSpec, folder: Path, opts: dict, token_str):
     Returns (backend, post) where `post(backend)` makes the post-processor once the special tokens are registered
     (a special token missing from the vocabulary gets its id only then, as transformers' slow tokenizer gives it)."""
     b = spec.builder
+    needed = {"wordpiece": ["vocab.txt"], "albert_spm": ["spiece.model"], "deberta_v2_spm": ["spm.model"]}.get(
+        b, ["vocab.json", "merges.txt"])
+    if b.endswith("_spm"):      # either sentencepiece file name is accepted (see below)
+        missing = not any((folder / n).exists() for n in ("spiece.model", "spm.model"))
+    else:
+        missing = not all((folder / n).exists() for n in needed)
+    if missing:
+        raise FileNotFoundError(f"{folder}: a {b} tokenizer without tokenizer.json needs {' + '.join(needed)}")
     unk = token_str("unk_token")
     if b in ("byte_bpe", "roberta_bpe", "deberta_bpe"):
         vocab, merges = _read_bpe_files(folder)
