@@ -283,6 +283,7 @@ tfm_status tfm_top_k_apply(float *z, int64_t V, int64_t k, int64_t min_keep, tfm
     const float thr = tfm__kth_largest(z, V, kk, w);
     for (int64_t i = 0; i < V; i++) z[i] = z[i] < thr ? -INFINITY : z[i];
     if (info && v.finite) info_after(info, &v, z, w->e, s);
+    else if (info) info_set(info, 0, 0.0);
     return TFM_OK;
 }
 
@@ -290,12 +291,20 @@ tfm_status tfm_top_k_apply(float *z, int64_t V, int64_t k, int64_t min_keep, tfm
  * values, then the few entries equal to the cut value are settled by position. */
 static void remove_below(float *z, const tfm__view *v, uint64_t cut, int tie_hi) {
     const float cv = tfm__u2f((uint32_t)(cut >> 32));
+    int64_t equal = 0;
     if (!v->id) { /* dense view: v->z is z */
-        for (int64_t j = 0; j < v->n; j++) z[j] = z[j] < cv ? -INFINITY : z[j];
+        for (int64_t j = 0; j < v->n; j++) {
+            const float x = z[j];
+            z[j] = x < cv ? -INFINITY : x;
+            equal += x == cv;
+        }
     } else {
-        for (int64_t j = 0; j < v->n; j++)
+        for (int64_t j = 0; j < v->n; j++) {
             if (v->z[j] < cv) z[v->id[j]] = -INFINITY;
+            equal += v->z[j] == cv;
+        }
     }
+    if (equal < 2) return; /* only the cut entry itself holds the cut value: no tie to settle */
     for (int64_t j = 0; j < v->n; j++)
         if (v->z[j] == cv && tfm__below(v->z[j], j, cut, tie_hi)) z[tfm__tok(v, j)] = -INFINITY;
 }
@@ -407,9 +416,10 @@ tfm_status tfm_top_p_apply(float *z, int64_t V, double p, int64_t min_keep, tfm_
         const int64_t kept = rstar > keep_min ? rstar : keep_min;
         if (kept < n) remove_below(z, &v, w->top[kept - 1], 1);
     } else { /* every head entry stays; the cut is further down */
+        const uint64_t head_cut = w->top[keep_min - 1]; /* the mass selection reuses w->top */
         uint64_t cut;
         if (top_p_mass_cut(&cut, &v, e, inv, thr, w)) remove_below(z, &v, cut, 1);
-        else remove_below(z, &v, w->top[keep_min - 1], 1); /* unreachable but for rounding */
+        else remove_below(z, &v, head_cut, 1); /* unreachable but for rounding */
     }
     info_after(info, &v, z, e, s);
     return TFM_OK;

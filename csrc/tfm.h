@@ -332,8 +332,9 @@ int64_t tfm_argmax(const float *z, int64_t V);
 tfm_status tfm_top_indices(int32_t *out, const float *z, int64_t V, int64_t k, tfm_sampling_ws *w);
 
 /* Multinomial draw from softmax(z) (or from weights w ≥ 0 when is_prob): one uniform double u
- * per draw; returns the first index of positive weight whose running sum (double, index order)
- * reaches u·total. *token receives it. TFM_E_ARG when the total weight is 0. */
+ * per draw; returns the first index of positive weight whose running sum (double, in index
+ * order, advanced 256 entries at a time) reaches u·total. *token receives it. TFM_E_ARG when the
+ * total weight is 0. Rows that are mostly −inf (after top-k) only visit their finite entries. */
 tfm_status tfm_sample(int64_t *token, const float *z, int64_t V, int is_prob, tfm_rng *r, tfm_sampling_ws *w);
 /* k draws into out[k]; replacement = 0 removes each drawn index before the next draw (as
  * torch.multinomial(replacement=False)); then k must not exceed the number of positive weights. */
@@ -416,8 +417,10 @@ typedef struct {
 tfm_status tfm_dry_apply(float *z, int64_t V, const int32_t *ids, int64_t n, const tfm_dry_params *p,
                          int32_t *zbuf, tfm_sampling_ws *w);
 /* Mirostat (Basu et al. 2020), one step: truncate z (removed = −inf), draw *token from the rest,
- * update *mu. v1: m ≥ 2 top probabilities estimate the Zipf exponent, vocab = V. v2: keep
- * −log2 p ≤ mu (at least the top token). Ties in truncation: lower ids first. */
+ * update *mu ← mu − eta·(−log2 p_token − tau), p renormalised over the kept tokens (llama.cpp
+ * updates mu in apply; there is no separate accept). v1: the top min(m, finite) probabilities
+ * estimate the Zipf exponent ŝ, vocabulary = V, keep the top ⌊k⌋ (k NaN or < 1: one token; k ≥
+ * finite: all). v2: keep −log2 p ≤ mu (at least the top token). Ties: lower ids first. */
 tfm_status tfm_mirostat_sample(int64_t *token, float *z, int64_t V, float tau, float eta, int32_t m, float *mu,
                                tfm_rng *r, tfm_sampling_ws *w);
 tfm_status tfm_mirostat_v2_sample(int64_t *token, float *z, int64_t V, float tau, float eta, float *mu,

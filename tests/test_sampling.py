@@ -111,7 +111,8 @@ def off_boundary(z, value, margin_fn, need=1e-6):
 # warpers vs transformers
 # ---------------------------------------------------------------------------------------------
 WARPERS = [
-    ("top_k", lambda z, v, mk: S.top_k(z, v, mk), lambda v, mk: LP.TopKLogitsWarper(v, min_tokens_to_keep=mk), [1, 5, 40]),
+    ("top_k", lambda z, v, mk: S.top_k(z, v, mk), lambda v, mk: LP.TopKLogitsWarper(v, min_tokens_to_keep=mk),
+     [1, 5, 40, 150, 5000]),  # small k: heap selection; large k: radix selection
     ("top_p", lambda z, v, mk: S.top_p(z, v, mk), lambda v, mk: LP.TopPLogitsWarper(v, min_tokens_to_keep=mk),
      [0.3, 0.8, 0.95]),
     ("min_p", lambda z, v, mk: S.min_p(z, v, mk), lambda v, mk: LP.MinPLogitsWarper(v, min_tokens_to_keep=mk),
@@ -157,6 +158,28 @@ def test_typical_large_vocabulary_off_boundary():
         out = S.typical(z, m, 2)
         assert_same(out, hf(LP.TypicalLogitsWarper(m, min_tokens_to_keep=2), z))
         assert np.isfinite(out).sum(1).min() > 1000
+
+
+def test_filters_after_top_k_at_full_vocabulary():
+    """After top-k the row is mostly -inf: later filters and the sampler work on the compacted
+    finite entries only."""
+    z = logits(24, 3, V_BIG, 2.0)
+    ours = S.Chain([S.TopK(100), S.Temperature(0.7), S.TopP(0.8), S.MinP(0.02), S.Typical(0.95), S.Epsilon(1e-3),
+                    S.Eta(1e-3)])
+    theirs = LP.LogitsProcessorList([LP.TopKLogitsWarper(100), LP.TemperatureLogitsWarper(0.7),
+                                     LP.TopPLogitsWarper(0.8), LP.MinPLogitsWarper(0.02),
+                                     LP.TypicalLogitsWarper(0.95), LP.EpsilonLogitsWarper(1e-3),
+                                     LP.EtaLogitsWarper(1e-3)])
+    out = ours(z)
+    assert_same(out, hf(theirs, z))
+    ref = hf(theirs, z).astype(np.float64)
+    draws = S.sample(out, seed=8, num_samples=N_DRAWS)
+    for b in range(3):
+        kept = np.isfinite(ref[b])
+        assert kept[draws[b]].all()
+        q = np.exp(ref[b][kept] - ref[b][kept].max())
+        p = chisquare_pooled(np.bincount(draws[b], minlength=V_BIG)[kept], q / q.sum() * N_DRAWS)
+        assert p > 1e-3, f"row {b}: chi-square p = {p:.2e}"
 
 
 def test_temperature_matches_transformers():
@@ -249,8 +272,9 @@ def test_top_p_tie_rule_written_out():
     assert np.isfinite(S.top_p(z, 0.7)).tolist() == [True, True, True, True, False]
 
 
-def test_all_equal_logits():
-    z = np.zeros((2, 500), dtype=np.float32)
+@pytest.mark.parametrize("V", [500, 3000])
+def test_all_equal_logits(V):
+    z = np.zeros((2, V), dtype=np.float32)
     for name, ours, theirs, values in WARPERS:
         for v in values:
             with stable_torch_sort():
