@@ -608,3 +608,9 @@ def test_objects_validate_at_construction_and_describe_themselves():
     chain = S.Chain([S.Temperature(0.5), S.TopK(10)])
     assert_same(chain(z), S.top_k(S.temperature(z, 0.5), 10))
     assert np.array_equal(chain.sample(z, seed=3), S.sample(chain(z), seed=3))
+
+
+def test_module_docstring_example_runs():
+    import doctest
+
+    assert doctest.testmod(S).failed == 0
