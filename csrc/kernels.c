@@ -148,6 +148,9 @@ tfm_isa tfm_select_isa(tfm_isa wanted) {
     return isa;
 }
 
+/* Public entry to the dispatched exponential (decoding's softmax passes use it). */
+float tfm_exp_shift_sum(float *x, float shift, int64_t n) { return K_->exp_shift_sum(x, shift, n); }
+
 /* ---------------------------------------------------------------------------------------------
  * dtype conversion
  * ------------------------------------------------------------------------------------------- */

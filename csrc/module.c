@@ -25,6 +25,8 @@
 typedef struct {
     PyTypeObject *model_type;
     PyTypeObject *cache_type;
+    tfm_sampling_ws *ws; /* decoding scratch reused across calls (taken/returned under the GIL) */
+    int ws_busy;
 } module_state;
 
 static module_state *get_state(PyObject *module) { return (module_state *)PyModule_GetState(module); }
@@ -714,6 +716,819 @@ static PyObject *py_max_threads(PyObject *module, PyObject *Py_UNUSED(ignored)) 
     return PyLong_FromLong(tfm_max_threads());
 }
 
+/* =============================================================================================
+ * Decoding: processors and samplers (tfm.sampling). Each entry takes float logits [V] or [B, V]
+ * (any float dtype, converted to float32), returns NEW arrays (the input is never modified), and
+ * refuses NaN and +inf in logits (ValueError naming the row and column; −inf is allowed and means
+ * "removed"). Rows are processed with the GIL released, one tfm_sampling_ws per call.
+ * Generator state: a writeable C-contiguous uint64 array [B, 4] (xoshiro256** per row), advanced
+ * in place.
+ * ============================================================================================= */
+
+/* A float32 copy of `obj` as rows [B][V] (the array keeps obj's 1-D or 2-D shape). */
+static PyArrayObject *logits_copy(PyObject *obj, const char *name, int64_t *B, int64_t *V) {
+    PyArrayObject *tmp = (PyArrayObject *)PyArray_FROM_OF(obj, 0);
+    if (!tmp) return NULL;
+    if (!PyArray_ISFLOAT(tmp)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a floating-point array, got dtype %R", name,
+                     (PyObject *)PyArray_DESCR(tmp));
+        Py_DECREF(tmp);
+        return NULL;
+    }
+    if (PyArray_NDIM(tmp) < 1 || PyArray_NDIM(tmp) > 2 || PyArray_DIM(tmp, PyArray_NDIM(tmp) - 1) < 1) {
+        PyErr_Format(PyExc_ValueError, "%s must have shape [V] or [B, V] with V >= 1, got %d dimensions", name,
+                     PyArray_NDIM(tmp));
+        Py_DECREF(tmp);
+        return NULL;
+    }
+    PyArrayObject *out = (PyArrayObject *)PyArray_NewLikeArray(tmp, NPY_CORDER, PyArray_DescrFromType(NPY_FLOAT32), 0);
+    if (!out || PyArray_CopyInto(out, tmp) < 0) {
+        Py_XDECREF(out);
+        Py_DECREF(tmp);
+        return NULL;
+    }
+    Py_DECREF(tmp);
+    *V = PyArray_DIM(out, PyArray_NDIM(out) - 1);
+    *B = PyArray_NDIM(out) == 2 ? PyArray_DIM(out, 0) : 1;
+    if (*V > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s: vocabulary of %lld entries is too large", name, (long long)*V);
+        Py_DECREF(out);
+        return NULL;
+    }
+    const float *z = (const float *)PyArray_DATA(out);
+    int bad = 0;
+    for (int64_t i = 0; i < *B * *V; i++) bad |= !(z[i] < INFINITY); /* NaN or +inf; one branch-free pass */
+    for (int64_t i = 0; bad && i < *B * *V; i++) {
+        if (isnan(z[i]) || z[i] == INFINITY) {
+            PyErr_Format(PyExc_ValueError, "%s contains %s at row %lld, index %lld (only finite values and -inf are allowed)",
+                         name, isnan(z[i]) ? "NaN" : "+inf", (long long)(i / *V), (long long)(i % *V));
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+/* Token histories [B, L] (or [L] when B == 1) as int32 in [0, V). */
+static PyArrayObject *history_rows(PyObject *obj, const char *name, int64_t B, int64_t V, int64_t *L) {
+    PyArrayObject *ids = as_i32(obj, name, 0, V);
+    if (!ids) return NULL;
+    int nd = PyArray_NDIM(ids);
+    if (!((nd == 2 && PyArray_DIM(ids, 0) == B) || (nd == 1 && B == 1))) {
+        PyErr_Format(PyExc_ValueError, "%s must have shape [%lld, L] to match the logits rows", name, (long long)B);
+        Py_DECREF(ids);
+        return NULL;
+    }
+    *L = PyArray_DIM(ids, nd - 1);
+    return ids;
+}
+
+/* The generator state of B rows: uint64 [B, 4], writeable, C-contiguous. */
+static PyArrayObject *rng_rows(PyObject *obj, int64_t B) {
+    if (!PyArray_Check(obj) || PyArray_TYPE((PyArrayObject *)obj) != NPY_UINT64 ||
+        PyArray_NDIM((PyArrayObject *)obj) != 2 || PyArray_DIM((PyArrayObject *)obj, 0) != B ||
+        PyArray_DIM((PyArrayObject *)obj, 1) != 4 || !PyArray_ISCARRAY((PyArrayObject *)obj)) {
+        PyErr_Format(PyExc_TypeError, "generator state must be a writeable C-contiguous uint64 array of shape (%lld, 4)",
+                     (long long)B);
+        return NULL;
+    }
+    Py_INCREF(obj);
+    return (PyArrayObject *)obj;
+}
+
+/* A decoding workspace for rows of V: the module's cached one when free (so calls do not pay for
+ * fresh pages), else a temporary one. Called with the GIL held; NULL with MemoryError on failure. */
+static tfm_sampling_ws *ws_take(PyObject *module, int64_t V) {
+    module_state *ms = get_state(module);
+    if (!ms->ws_busy) {
+        if (!ms->ws || ms->ws->cap < V) {
+            if (!ms->ws && !(ms->ws = (tfm_sampling_ws *)PyMem_Calloc(1, sizeof(tfm_sampling_ws))))
+                return (tfm_sampling_ws *)PyErr_NoMemory();
+            tfm_sampling_ws_free(ms->ws);
+            if (tfm_sampling_ws_init(ms->ws, V) != TFM_OK) return (tfm_sampling_ws *)PyErr_NoMemory();
+        }
+        ms->ws_busy = 1;
+        return ms->ws;
+    }
+    tfm_sampling_ws *w = (tfm_sampling_ws *)PyMem_Calloc(1, sizeof(tfm_sampling_ws));
+    if (!w || tfm_sampling_ws_init(w, V) != TFM_OK) {
+        PyMem_Free(w);
+        return (tfm_sampling_ws *)PyErr_NoMemory();
+    }
+    return w;
+}
+
+static void ws_give(PyObject *module, tfm_sampling_ws *w) {
+    module_state *ms = get_state(module);
+    if (!w) return;
+    if (w == ms->ws) {
+        ms->ws_busy = 0;
+    } else {
+        tfm_sampling_ws_free(w);
+        PyMem_Free(w);
+    }
+}
+
+static int int_param(PyObject *o, const char *name, long long lo, long long *out) {
+    PyObject *idx = PyNumber_Index(o);
+    if (!idx) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be an integer, got %R", name, o);
+        return -1;
+    }
+    long long v = PyLong_AsLongLong(idx);
+    Py_DECREF(idx);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v < lo) {
+        PyErr_Format(PyExc_ValueError, "%s must be an integer >= %lld, got %lld", name, lo, v);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static PyObject *sampling_status(tfm_status st, const char *what) {
+    if (st == TFM_E_RANGE) PyErr_Format(PyExc_ValueError, "%s: a token id is outside [0, vocabulary size)", what);
+    else if (st == TFM_E_ARG) PyErr_Format(PyExc_ValueError, "%s: a row has no finite logit or an argument is invalid", what);
+    else raise_status(st, what);
+    return NULL;
+}
+
+enum { F_TEMPERATURE, F_TOP_K, F_TOP_P, F_MIN_P, F_TYPICAL, F_EPSILON, F_ETA, F_TOP_N_SIGMA };
+
+/* filter(kind, logits, value, min_tokens_to_keep=1, info=False) -> logits | (logits, kept[B], mass[B]) */
+static PyObject *py_sampling_filter(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"kind", "logits", "value", "min_tokens_to_keep", "info", NULL};
+    const char *kind_s;
+    PyObject *lo, *vo, *mko = NULL;
+    int want_info = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOO|Op", kwlist, &kind_s, &lo, &vo, &mko, &want_info)) return NULL;
+    static const char *names[] = {"temperature", "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
+                                  "top_n_sigma"};
+    int kind = -1;
+    for (int i = 0; i < 8; i++)
+        if (!strcmp(kind_s, names[i])) kind = i;
+    if (kind < 0) {
+        PyErr_Format(PyExc_ValueError, "unknown filter %s", kind_s);
+        return NULL;
+    }
+    long long min_keep = 1, k = 0;
+    double x = 0.0;
+    if (mko && mko != Py_None && int_param(mko, "min_tokens_to_keep", 1, &min_keep) < 0) return NULL;
+    if (kind == F_TOP_K) {
+        if (int_param(vo, "top_k", 0, &k) < 0) return NULL;
+    } else {
+        x = PyFloat_AsDouble(vo);
+        if (x == -1.0 && PyErr_Occurred()) return NULL;
+        int ok = 1;
+        const char *range = "";
+        switch (kind) {
+        case F_TEMPERATURE: ok = x >= 0.0 && x < INFINITY; range = "a finite float >= 0 (0 = greedy)"; break;
+        case F_TOP_P: ok = x > 0.0 && x <= 1.0; range = "in (0, 1]"; break;
+        case F_MIN_P: ok = x >= 0.0 && x <= 1.0; range = "in [0, 1]"; break;
+        case F_TYPICAL: ok = x > 0.0 && x <= 1.0; range = "in (0, 1] (1 = off)"; break;
+        case F_EPSILON:
+        case F_ETA: ok = x >= 0.0 && x < 1.0; range = "in [0, 1) (0 = off)"; break;
+        case F_TOP_N_SIGMA: ok = x > 0.0 && x < INFINITY; range = "a finite float > 0"; break;
+        }
+        if (!ok) { /* NaN fails every comparison above */
+            PyErr_Format(PyExc_ValueError, "%s must be %s, got %R", names[kind], range, vo);
+            return NULL;
+        }
+        if (kind == F_TEMPERATURE && x > 0.0 && (float)x == 0.0f) {
+            PyErr_Format(PyExc_ValueError, "temperature %R underflows float32", vo);
+            return NULL;
+        }
+    }
+    int64_t B, V;
+    PyArrayObject *z = NULL, *kept = NULL, *mass = NULL;
+    PyObject *result = NULL;
+    tfm_sampling_ws *ws = NULL;
+    if (!(z = logits_copy(lo, "logits", &B, &V))) goto fail;
+    if (want_info) {
+        npy_intp d[1] = {B};
+        if (!(kept = (PyArrayObject *)PyArray_SimpleNew(1, d, NPY_INT64))) goto fail;
+        if (!(mass = (PyArrayObject *)PyArray_SimpleNew(1, d, NPY_FLOAT64))) goto fail;
+    }
+    tfm_status st = TFM_OK;
+    float *zd = (float *)PyArray_DATA(z);
+    if (!(ws = ws_take(module, V))) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    st = TFM_OK;
+    for (int64_t b = 0; b < B && st == TFM_OK; b++) {
+        float *row = zd + b * V;
+        tfm_filter_info info = {0, 1.0}, *ip = want_info ? &info : NULL;
+        switch (kind) {
+        case F_TEMPERATURE: {
+            st = tfm_temperature_apply(row, V, (float)x);
+            if (ip) {
+                int64_t fin = 0;
+                for (int64_t i = 0; i < V; i++) fin += row[i] != -INFINITY;
+                info.kept = fin, info.mass = fin ? 1.0 : 0.0;
+            }
+            break;
+        }
+        case F_TOP_K: st = tfm_top_k_apply(row, V, k, min_keep, ws, ip); break;
+        case F_TOP_P: st = tfm_top_p_apply(row, V, x, min_keep, ws, ip); break;
+        case F_MIN_P: st = tfm_min_p_apply(row, V, (float)x, min_keep, ws, ip); break;
+        case F_TYPICAL: st = tfm_typical_apply(row, V, (float)x, min_keep, ws, ip); break;
+        case F_EPSILON: st = tfm_epsilon_apply(row, V, (float)x, min_keep, ws, ip); break;
+        case F_ETA: st = tfm_eta_apply(row, V, (float)x, min_keep, ws, ip); break;
+        case F_TOP_N_SIGMA: st = tfm_top_n_sigma_apply(row, V, (float)x, ip); break;
+        }
+        if (want_info) {
+            ((int64_t *)PyArray_DATA(kept))[b] = info.kept;
+            ((double *)PyArray_DATA(mass))[b] = info.mass;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    ws_give(module, ws);
+    ws = NULL;
+    if (st != TFM_OK) {
+        if (kind == F_TEMPERATURE && st == TFM_E_ARG)
+            PyErr_Format(PyExc_ValueError, "temperature %R is so small that a logit overflowed to +inf", vo);
+        else
+            sampling_status(st, names[kind]);
+        goto fail;
+    }
+    if (want_info) result = PyTuple_Pack(3, (PyObject *)z, (PyObject *)kept, (PyObject *)mass);
+    else {
+        result = (PyObject *)z;
+        z = NULL;
+    }
+fail:
+    Py_XDECREF(z), Py_XDECREF(kept), Py_XDECREF(mass);
+    return result;
+}
+
+enum { H_REPETITION, H_FREQ_PRESENCE, H_NGRAM };
+
+/* Penalties that read the history: kind 'repetition' (a = penalty), 'frequency_presence'
+ * (a = frequency, b = presence), 'no_repeat_ngram' (n). */
+static PyObject *py_sampling_history(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"kind", "logits", "input_ids", "a", "b", NULL};
+    const char *kind_s;
+    PyObject *lo, *io, *ao, *bo = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOOO|O", kwlist, &kind_s, &lo, &io, &ao, &bo)) return NULL;
+    int kind;
+    if (!strcmp(kind_s, "repetition")) kind = H_REPETITION;
+    else if (!strcmp(kind_s, "frequency_presence")) kind = H_FREQ_PRESENCE;
+    else if (!strcmp(kind_s, "no_repeat_ngram")) kind = H_NGRAM;
+    else {
+        PyErr_Format(PyExc_ValueError, "unknown penalty %s", kind_s);
+        return NULL;
+    }
+    double a = 0.0, bv = 0.0;
+    long long ng = 0;
+    if (kind == H_NGRAM) {
+        if (int_param(ao, "ngram_size", 1, &ng) < 0) return NULL;
+    } else {
+        a = PyFloat_AsDouble(ao);
+        if (a == -1.0 && PyErr_Occurred()) return NULL;
+        if (bo) {
+            bv = PyFloat_AsDouble(bo);
+            if (bv == -1.0 && PyErr_Occurred()) return NULL;
+        }
+        if (kind == H_REPETITION && !(a > 0.0 && a < INFINITY && (float)a > 0.0f)) {
+            PyErr_Format(PyExc_ValueError, "repetition_penalty must be a finite float > 0, got %R", ao);
+            return NULL;
+        }
+        if (kind == H_FREQ_PRESENCE && !isfinite(a)) {
+            PyErr_Format(PyExc_ValueError, "frequency_penalty must be finite, got %R", ao);
+            return NULL;
+        }
+        if (kind == H_FREQ_PRESENCE && !isfinite(bv)) {
+            PyErr_Format(PyExc_ValueError, "presence_penalty must be finite, got %R", bo);
+            return NULL;
+        }
+    }
+    int64_t B, V, L;
+    PyArrayObject *z = NULL, *ids = NULL;
+    tfm_sampling_ws *ws = NULL;
+    if (!(z = logits_copy(lo, "logits", &B, &V))) goto fail;
+    if (!(ids = history_rows(io, "input_ids", B, V, &L))) goto fail;
+    tfm_status st;
+    float *zd = (float *)PyArray_DATA(z);
+    const int32_t *hd = (const int32_t *)PyArray_DATA(ids);
+    if (!(ws = ws_take(module, V))) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    st = TFM_OK;
+    for (int64_t b = 0; b < B && st == TFM_OK; b++) {
+        float *row = zd + b * V;
+        const int32_t *h = hd + b * L;
+        if (kind == H_REPETITION) st = tfm_repetition_penalty_apply(row, V, h, L, (float)a, ws);
+        else if (kind == H_FREQ_PRESENCE) st = tfm_frequency_presence_apply(row, V, h, L, (float)a, (float)bv, ws);
+        else st = tfm_no_repeat_ngram_apply(row, V, h, L, ng);
+    }
+    Py_END_ALLOW_THREADS
+    ws_give(module, ws);
+    ws = NULL;
+    if (st != TFM_OK) {
+        sampling_status(st, kind_s);
+        goto fail;
+    }
+    Py_DECREF(ids);
+    return (PyObject *)z;
+fail:
+    Py_XDECREF(z), Py_XDECREF(ids);
+    return NULL;
+}
+
+/* sequence_bias(logits, input_ids, ids, offsets, bias, name) — sequences concatenated in ids,
+ * sequence k = ids[offsets[k]:offsets[k+1]]; name labels errors (sequence_bias, bad_words_ids). */
+static PyObject *py_sampling_sequence_bias(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"logits", "input_ids", "ids", "offsets", "bias", "name", NULL};
+    PyObject *lo, *io, *so, *oo, *bo;
+    const char *name = "sequence_bias";
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|s", kwlist, &lo, &io, &so, &oo, &bo, &name)) return NULL;
+    int64_t B, V, L;
+    PyArrayObject *z = NULL, *ids = NULL, *seq = NULL, *off = NULL, *bias = NULL;
+    tfm_sampling_ws *ws = NULL;
+    if (!(z = logits_copy(lo, "logits", &B, &V))) goto fail;
+    if (!(ids = history_rows(io, "input_ids", B, V, &L))) goto fail;
+    if (!(seq = as_i32(so, name, 0, V))) goto fail;
+    if (!(off = (PyArrayObject *)PyArray_FROM_OTF(oo, NPY_INT64, NPY_ARRAY_IN_ARRAY))) goto fail;
+    if (!(bias = as_f32(bo, name))) goto fail;
+    const int64_t count = PyArray_SIZE(bias);
+    const int64_t *od = (const int64_t *)PyArray_DATA(off);
+    if (PyArray_NDIM(seq) != 1 || PyArray_NDIM(off) != 1 || PyArray_NDIM(bias) != 1 || PyArray_SIZE(off) != count + 1 ||
+        od[0] != 0 || od[count] != PyArray_SIZE(seq)) {
+        PyErr_Format(PyExc_ValueError, "%s: malformed sequence table", name);
+        goto fail;
+    }
+    for (int64_t k = 0; k < count; k++) {
+        if (od[k + 1] <= od[k]) {
+            PyErr_Format(PyExc_ValueError, "%s: sequence %lld is empty", name, (long long)k);
+            goto fail;
+        }
+        const float bk = ((const float *)PyArray_DATA(bias))[k];
+        if (isnan(bk) || bk == INFINITY) {
+            PyErr_Format(PyExc_ValueError, "%s: bias of sequence %lld must be finite or -inf", name, (long long)k);
+            goto fail;
+        }
+    }
+    tfm_sequence_bias sb = {(const int32_t *)PyArray_DATA(seq), od, (const float *)PyArray_DATA(bias), count};
+    tfm_status st;
+    float *zd = (float *)PyArray_DATA(z);
+    const int32_t *hd = (const int32_t *)PyArray_DATA(ids);
+    if (!(ws = ws_take(module, V))) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    st = TFM_OK;
+    for (int64_t b = 0; b < B && st == TFM_OK; b++) st = tfm_sequence_bias_apply(zd + b * V, V, hd + b * L, L, &sb, ws);
+    Py_END_ALLOW_THREADS
+    ws_give(module, ws);
+    ws = NULL;
+    if (st != TFM_OK) {
+        sampling_status(st, name);
+        goto fail;
+    }
+    Py_DECREF(ids), Py_DECREF(seq), Py_DECREF(off), Py_DECREF(bias);
+    return (PyObject *)z;
+fail:
+    Py_XDECREF(z), Py_XDECREF(ids), Py_XDECREF(seq), Py_XDECREF(off), Py_XDECREF(bias);
+    return NULL;
+}
+
+/* suppress(logits, tokens, name='suppress_tokens', lengths=None, min_length=0): tokens → −inf
+ * in every row, or only in rows with lengths[b] < min_length (MinLength / MinNewTokens). */
+static PyObject *py_sampling_suppress(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"logits", "tokens", "name", "lengths", "min_length", NULL};
+    PyObject *lo, *to, *leno = Py_None;
+    const char *name = "suppress_tokens";
+    long long min_length = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sOL", kwlist, &lo, &to, &name, &leno, &min_length)) return NULL;
+    int64_t B, V;
+    PyArrayObject *z = NULL, *tok = NULL, *len = NULL;
+    if (!(z = logits_copy(lo, "logits", &B, &V))) goto fail;
+    if (!(tok = as_i32(to, name, 0, V))) goto fail;
+    if (leno != Py_None) {
+        if (!(len = (PyArrayObject *)PyArray_FROM_OTF(leno, NPY_INT64, NPY_ARRAY_IN_ARRAY))) goto fail;
+        if (PyArray_SIZE(len) != B || min_length < 0) {
+            PyErr_SetString(PyExc_ValueError, "lengths must hold one length per row and min_length must be >= 0");
+            goto fail;
+        }
+    }
+    float *zd = (float *)PyArray_DATA(z);
+    const int32_t *td = (const int32_t *)PyArray_DATA(tok);
+    const int64_t nt = PyArray_SIZE(tok);
+    tfm_status st = TFM_OK;
+    for (int64_t b = 0; b < B && st == TFM_OK; b++) {
+        if (len) st = tfm_min_length_apply(zd + b * V, V, ((const int64_t *)PyArray_DATA(len))[b], min_length, td, nt);
+        else st = tfm_tokens_suppress(zd + b * V, V, td, nt);
+    }
+    if (st != TFM_OK) {
+        sampling_status(st, name);
+        goto fail;
+    }
+    Py_DECREF(tok), Py_XDECREF(len);
+    return (PyObject *)z;
+fail:
+    Py_XDECREF(z), Py_XDECREF(tok), Py_XDECREF(len);
+    return NULL;
+}
+
+/* softmax(logits, log=False) */
+static PyObject *py_sampling_softmax(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"logits", "log", NULL};
+    PyObject *lo;
+    int lg = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p", kwlist, &lo, &lg)) return NULL;
+    int64_t B, V;
+    PyArrayObject *z = logits_copy(lo, "logits", &B, &V);
+    if (!z) return NULL;
+    float *zd = (float *)PyArray_DATA(z);
+    tfm_status st = TFM_OK;
+    int64_t bad = -1;
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t b = 0; b < B && st == TFM_OK; b++) {
+        st = lg ? tfm_log_softmax(zd + b * V, zd + b * V, V) : tfm_softmax(zd + b * V, zd + b * V, V);
+        if (st != TFM_OK) bad = b;
+    }
+    Py_END_ALLOW_THREADS
+    if (st != TFM_OK) {
+        PyErr_Format(PyExc_ValueError, "logits row %lld is all -inf: no distribution", (long long)bad);
+        Py_DECREF(z);
+        return NULL;
+    }
+    return (PyObject *)z;
+}
+
+/* argmax(logits) -> int64 [B] (first index on ties) */
+static PyObject *py_sampling_argmax(PyObject *module, PyObject *args) {
+    PyObject *lo;
+    if (!PyArg_ParseTuple(args, "O", &lo)) return NULL;
+    int64_t B, V;
+    PyArrayObject *z = logits_copy(lo, "logits", &B, &V);
+    if (!z) return NULL;
+    npy_intp d[1] = {B};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(1, d, NPY_INT64);
+    if (out) {
+        const float *zd = (const float *)PyArray_DATA(z);
+        int64_t *o = (int64_t *)PyArray_DATA(out);
+        for (int64_t b = 0; b < B; b++) o[b] = tfm_argmax(zd + b * V, V);
+    }
+    Py_DECREF(z);
+    return (PyObject *)out;
+}
+
+/* top_indices(logits, k) -> int64 [B, k], descending, lower index first on ties */
+static PyObject *py_sampling_top_indices(PyObject *module, PyObject *args) {
+    PyObject *lo, *ko;
+    if (!PyArg_ParseTuple(args, "OO", &lo, &ko)) return NULL;
+    long long k;
+    if (int_param(ko, "k", 1, &k) < 0) return NULL;
+    int64_t B, V;
+    PyArrayObject *z = NULL, *out = NULL;
+    int32_t *buf = NULL;
+    tfm_sampling_ws *ws = NULL;
+    if (!(z = logits_copy(lo, "logits", &B, &V))) goto fail;
+    if (k > V) {
+        PyErr_Format(PyExc_ValueError, "k must be <= the vocabulary size %lld, got %lld", (long long)V, k);
+        goto fail;
+    }
+    npy_intp d[2] = {B, k};
+    if (!(out = (PyArrayObject *)PyArray_SimpleNew(2, d, NPY_INT64))) goto fail;
+    if (!(buf = (int32_t *)PyMem_Malloc((size_t)k * sizeof(int32_t)))) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    tfm_status st;
+    if (!(ws = ws_take(module, V))) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    st = TFM_OK;
+    for (int64_t b = 0; b < B && st == TFM_OK; b++) {
+        st = tfm_top_indices(buf, (const float *)PyArray_DATA(z) + b * V, V, k, ws);
+        for (int64_t i = 0; i < k; i++) ((int64_t *)PyArray_DATA(out))[b * k + i] = buf[i];
+    }
+    Py_END_ALLOW_THREADS
+    ws_give(module, ws);
+    ws = NULL;
+    if (st != TFM_OK) {
+        sampling_status(st, "top_indices");
+        Py_CLEAR(out);
+    }
+fail:
+    PyMem_Free(buf);
+    Py_XDECREF(z);
+    return (PyObject *)out;
+}
+
+/* rng_state(seeds, streams) -> uint64 [B, 4]: row b seeded from (seeds[b], streams[b]) */
+static PyObject *py_rng_state(PyObject *module, PyObject *args) {
+    PyObject *so, *to;
+    if (!PyArg_ParseTuple(args, "OO", &so, &to)) return NULL;
+    PyArrayObject *s = (PyArrayObject *)PyArray_FROM_OTF(so, NPY_UINT64, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    PyArrayObject *t = s ? (PyArrayObject *)PyArray_FROM_OTF(to, NPY_UINT64, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST)
+                         : NULL;
+    PyArrayObject *out = NULL;
+    if (!s || !t) goto done;
+    if (PyArray_NDIM(s) != 1 || PyArray_SIZE(s) != PyArray_SIZE(t)) {
+        PyErr_SetString(PyExc_ValueError, "seeds and streams must be 1-D of equal length");
+        goto done;
+    }
+    npy_intp d[2] = {PyArray_SIZE(s), 4};
+    if (!(out = (PyArrayObject *)PyArray_SimpleNew(2, d, NPY_UINT64))) goto done;
+    for (npy_intp b = 0; b < d[0]; b++) {
+        tfm_rng r;
+        tfm_rng_seed(&r, ((const uint64_t *)PyArray_DATA(s))[b], ((const uint64_t *)PyArray_DATA(t))[b]);
+        memcpy((uint64_t *)PyArray_DATA(out) + 4 * b, r.s, sizeof r.s);
+    }
+done:
+    Py_XDECREF(s), Py_XDECREF(t);
+    return (PyObject *)out;
+}
+
+/* rng_uniform(state [B,4], n) -> float64 [B, n]; gumbel=True gives Gumbel draws */
+static PyObject *py_rng_uniform(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"state", "n", "gumbel", NULL};
+    PyObject *so;
+    Py_ssize_t n;
+    int gumbel = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "On|p", kwlist, &so, &n, &gumbel)) return NULL;
+    if (n < 0 || !PyArray_Check(so)) {
+        PyErr_SetString(PyExc_ValueError, "rng_uniform needs a state array and n >= 0");
+        return NULL;
+    }
+    const int64_t B = PyArray_NDIM((PyArrayObject *)so) == 2 ? PyArray_DIM((PyArrayObject *)so, 0) : -1;
+    PyArrayObject *st = rng_rows(so, B);
+    if (!st) return NULL;
+    npy_intp d[2] = {B, n};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, d, NPY_FLOAT64);
+    if (out) {
+        for (int64_t b = 0; b < B; b++) {
+            tfm_rng *r = (tfm_rng *)((uint64_t *)PyArray_DATA(st) + 4 * b);
+            for (Py_ssize_t i = 0; i < n; i++)
+                ((double *)PyArray_DATA(out))[b * n + i] = gumbel ? tfm_rng_gumbel(r) : tfm_rng_uniform(r);
+        }
+    }
+    Py_DECREF(st);
+    return (PyObject *)out;
+}
+
+/* sample(scores, state, num_samples=1, replacement=True, probs=False) -> int64 [B, num_samples] */
+static PyObject *py_sampling_sample(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"scores", "state", "num_samples", "replacement", "probs", NULL};
+    PyObject *lo, *so;
+    Py_ssize_t k = 1;
+    int repl = 1, probs = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|npp", kwlist, &lo, &so, &k, &repl, &probs)) return NULL;
+    if (k < 1) {
+        PyErr_Format(PyExc_ValueError, "num_samples must be >= 1, got %zd", k);
+        return NULL;
+    }
+    int64_t B, V;
+    PyArrayObject *z = NULL, *st = NULL, *out = NULL;
+    tfm_sampling_ws *ws = NULL;
+    if (!(z = logits_copy(lo, probs ? "probs" : "logits", &B, &V))) goto fail;
+    if (!(st = rng_rows(so, B))) goto fail;
+    if (probs) {
+        const float *zd = (const float *)PyArray_DATA(z);
+        for (int64_t i = 0; i < B * V; i++)
+            if (zd[i] < 0.0f) {
+                PyErr_Format(PyExc_ValueError, "probs must be >= 0, got %g at row %lld, index %lld", (double)zd[i],
+                             (long long)(i / V), (long long)(i % V));
+                goto fail;
+            }
+    }
+    npy_intp d[2] = {B, k};
+    if (!(out = (PyArrayObject *)PyArray_SimpleNew(2, d, NPY_INT64))) goto fail;
+    tfm_status rs;
+    int64_t bad = -1;
+    if (!(ws = ws_take(module, V))) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rs = TFM_OK;
+    for (int64_t b = 0; b < B && rs == TFM_OK; b++) {
+        tfm_rng *r = (tfm_rng *)((uint64_t *)PyArray_DATA(st) + 4 * b);
+        rs = tfm_sample_n((int64_t *)PyArray_DATA(out) + b * k, k, repl, (const float *)PyArray_DATA(z) + b * V, V,
+                          probs, r, ws);
+        if (rs != TFM_OK) bad = b;
+    }
+    Py_END_ALLOW_THREADS
+    ws_give(module, ws);
+    ws = NULL;
+    if (rs != TFM_OK) {
+        if (rs == TFM_E_ARG)
+            PyErr_Format(PyExc_ValueError,
+                         "row %lld has %s (all logits -inf, all probabilities 0, or fewer than num_samples = %zd "
+                         "possible tokens without replacement)",
+                         (long long)bad, "no distribution to sample", k);
+        else
+            raise_status(rs, "sample");
+        goto fail;
+    }
+    Py_DECREF(z), Py_DECREF(st);
+    return (PyObject *)out;
+fail:
+    Py_XDECREF(z), Py_XDECREF(st), Py_XDECREF(out);
+    return NULL;
+}
+
+/* gumbel(logits, state) -> logits + Gumbel noise (−inf stays) */
+static PyObject *py_sampling_gumbel(PyObject *module, PyObject *args) {
+    PyObject *lo, *so;
+    if (!PyArg_ParseTuple(args, "OO", &lo, &so)) return NULL;
+    int64_t B, V;
+    PyArrayObject *z = logits_copy(lo, "logits", &B, &V), *st = NULL;
+    if (!z || !(st = rng_rows(so, B))) {
+        Py_XDECREF(z);
+        return NULL;
+    }
+    for (int64_t b = 0; b < B; b++)
+        tfm_gumbel_perturb((float *)PyArray_DATA(z) + b * V, V, (tfm_rng *)((uint64_t *)PyArray_DATA(st) + 4 * b));
+    Py_DECREF(st);
+    return (PyObject *)z;
+}
+
+/* xtc(logits, state, probability, threshold, min_keep=1, info=False) */
+static PyObject *py_sampling_xtc(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"logits", "state", "probability", "threshold", "min_keep", "info", NULL};
+    PyObject *lo, *so;
+    double prob, thr;
+    long long min_keep = 1;
+    int want_info = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOdd|Lp", kwlist, &lo, &so, &prob, &thr, &min_keep, &want_info))
+        return NULL;
+    if (!(prob >= 0.0 && prob <= 1.0)) {
+        PyErr_Format(PyExc_ValueError, "xtc_probability must be in [0, 1], got %g", prob);
+        return NULL;
+    }
+    if (!(thr >= 0.0 && thr <= 1.0)) {
+        PyErr_Format(PyExc_ValueError, "xtc_threshold must be in [0, 1], got %g", thr);
+        return NULL;
+    }
+    if (min_keep < 1) {
+        PyErr_Format(PyExc_ValueError, "min_keep must be >= 1, got %lld", min_keep);
+        return NULL;
+    }
+    int64_t B, V;
+    PyArrayObject *z = NULL, *st = NULL, *kept = NULL, *mass = NULL;
+    PyObject *result = NULL;
+    tfm_sampling_ws *ws = NULL;
+    if (!(z = logits_copy(lo, "logits", &B, &V)) || !(st = rng_rows(so, B))) goto fail;
+    npy_intp d[1] = {B};
+    if (!(kept = (PyArrayObject *)PyArray_SimpleNew(1, d, NPY_INT64))) goto fail;
+    if (!(mass = (PyArrayObject *)PyArray_SimpleNew(1, d, NPY_FLOAT64))) goto fail;
+    tfm_status rs;
+    if (!(ws = ws_take(module, V))) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rs = TFM_OK;
+    for (int64_t b = 0; b < B && rs == TFM_OK; b++) {
+        tfm_filter_info info;
+        rs = tfm_xtc_apply((float *)PyArray_DATA(z) + b * V, V, (float)prob, (float)thr, min_keep,
+                           (tfm_rng *)((uint64_t *)PyArray_DATA(st) + 4 * b), ws, &info);
+        ((int64_t *)PyArray_DATA(kept))[b] = info.kept;
+        ((double *)PyArray_DATA(mass))[b] = info.mass;
+    }
+    Py_END_ALLOW_THREADS
+    ws_give(module, ws);
+    ws = NULL;
+    if (rs != TFM_OK) {
+        sampling_status(rs, "xtc");
+        goto fail;
+    }
+    if (want_info) result = PyTuple_Pack(3, (PyObject *)z, (PyObject *)kept, (PyObject *)mass);
+    else {
+        result = (PyObject *)z;
+        z = NULL;
+    }
+fail:
+    Py_XDECREF(z), Py_XDECREF(st), Py_XDECREF(kept), Py_XDECREF(mass);
+    return result;
+}
+
+/* dry(logits, input_ids, multiplier, base, allowed_length, last_n, breaker_ids, breaker_offsets) */
+static PyObject *py_sampling_dry(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"logits", "input_ids", "multiplier", "base", "allowed_length", "last_n",
+                             "breaker_ids", "breaker_offsets", NULL};
+    PyObject *lo, *io, *bio, *boo;
+    double mult, base;
+    long long allowed, last_n;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOddLLOO", kwlist, &lo, &io, &mult, &base, &allowed, &last_n, &bio, &boo))
+        return NULL;
+    if (!(mult >= 0.0 && mult < INFINITY)) {
+        PyErr_Format(PyExc_ValueError, "dry_multiplier must be a finite float >= 0, got %g", mult);
+        return NULL;
+    }
+    if (!(base >= 1.0 && base < INFINITY)) {
+        PyErr_Format(PyExc_ValueError, "dry_base must be a finite float >= 1, got %g", base);
+        return NULL;
+    }
+    if (allowed < 1) {
+        PyErr_Format(PyExc_ValueError, "dry_allowed_length must be >= 1, got %lld", allowed);
+        return NULL;
+    }
+    int64_t B, V, L;
+    PyArrayObject *z = NULL, *ids = NULL, *bi = NULL, *bo = NULL;
+    int32_t *zbuf = NULL;
+    tfm_sampling_ws *ws = NULL;
+    if (!(z = logits_copy(lo, "logits", &B, &V))) goto fail;
+    if (!(ids = history_rows(io, "input_ids", B, V, &L))) goto fail;
+    if (!(bi = as_i32(bio, "sequence_breakers", 0, V))) goto fail;
+    if (!(bo = (PyArrayObject *)PyArray_FROM_OTF(boo, NPY_INT64, NPY_ARRAY_IN_ARRAY))) goto fail;
+    const int64_t nb = PyArray_SIZE(bo) - 1;
+    const int64_t *bod = (const int64_t *)PyArray_DATA(bo);
+    if (PyArray_NDIM(bo) != 1 || nb < 0 || bod[0] != 0 || bod[nb] != PyArray_SIZE(bi)) {
+        PyErr_SetString(PyExc_ValueError, "sequence_breakers: malformed sequence table");
+        goto fail;
+    }
+    for (int64_t k = 0; k < nb; k++)
+        if (bod[k + 1] <= bod[k]) {
+            PyErr_Format(PyExc_ValueError, "sequence_breakers: breaker %lld is empty", (long long)k);
+            goto fail;
+        }
+    if (!(zbuf = (int32_t *)PyMem_Malloc((size_t)(L > 0 ? L : 1) * sizeof(int32_t)))) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    tfm_dry_params p = {(float)mult, (float)base, allowed, last_n, (const int32_t *)PyArray_DATA(bi), bod, nb};
+    tfm_status rs;
+    if (!(ws = ws_take(module, V))) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rs = TFM_OK;
+    for (int64_t b = 0; b < B && rs == TFM_OK; b++)
+        rs = tfm_dry_apply((float *)PyArray_DATA(z) + b * V, V, (const int32_t *)PyArray_DATA(ids) + b * L, L, &p, zbuf,
+                           ws);
+    Py_END_ALLOW_THREADS
+    ws_give(module, ws);
+    ws = NULL;
+    if (rs != TFM_OK) {
+        sampling_status(rs, "dry");
+        goto fail;
+    }
+    PyMem_Free(zbuf);
+    Py_DECREF(ids), Py_DECREF(bi), Py_DECREF(bo);
+    return (PyObject *)z;
+fail:
+    PyMem_Free(zbuf);
+    Py_XDECREF(z), Py_XDECREF(ids), Py_XDECREF(bi), Py_XDECREF(bo);
+    return NULL;
+}
+
+/* mirostat(logits, state, mu, version, tau, eta, m=100) -> (truncated logits, tokens int64 [B]);
+ * mu: writeable float32 [B], updated in place. */
+static PyObject *py_sampling_mirostat(PyObject *module, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"logits", "state", "mu", "version", "tau", "eta", "m", NULL};
+    PyObject *lo, *so, *mo;
+    int version, m = 100;
+    double tau, eta;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOidd|i", kwlist, &lo, &so, &mo, &version, &tau, &eta, &m)) return NULL;
+    if (version != 1 && version != 2) {
+        PyErr_Format(PyExc_ValueError, "mirostat version must be 1 or 2, got %d", version);
+        return NULL;
+    }
+    if (!isfinite(tau) || tau < 0.0) {
+        PyErr_Format(PyExc_ValueError, "mirostat_tau must be a finite float >= 0, got %g", tau);
+        return NULL;
+    }
+    if (!isfinite(eta) || eta < 0.0) {
+        PyErr_Format(PyExc_ValueError, "mirostat_eta must be a finite float >= 0, got %g", eta);
+        return NULL;
+    }
+    if (m < 2) {
+        PyErr_Format(PyExc_ValueError, "mirostat m must be >= 2, got %d", m);
+        return NULL;
+    }
+    int64_t B, V;
+    PyArrayObject *z = NULL, *st = NULL, *tok = NULL;
+    PyObject *result = NULL;
+    tfm_sampling_ws *ws = NULL;
+    if (!(z = logits_copy(lo, "logits", &B, &V)) || !(st = rng_rows(so, B))) goto fail;
+    if (!PyArray_Check(mo) || PyArray_TYPE((PyArrayObject *)mo) != NPY_FLOAT32 || PyArray_SIZE((PyArrayObject *)mo) != B ||
+        !PyArray_ISCARRAY((PyArrayObject *)mo)) {
+        PyErr_Format(PyExc_TypeError, "mu must be a writeable C-contiguous float32 array of %lld entries", (long long)B);
+        goto fail;
+    }
+    npy_intp d[1] = {B};
+    if (!(tok = (PyArrayObject *)PyArray_SimpleNew(1, d, NPY_INT64))) goto fail;
+    tfm_status rs;
+    int64_t bad = -1;
+    if (!(ws = ws_take(module, V))) goto fail;
+    Py_BEGIN_ALLOW_THREADS
+    rs = TFM_OK;
+    for (int64_t b = 0; b < B && rs == TFM_OK; b++) {
+        float *row = (float *)PyArray_DATA(z) + b * V;
+        float *mu = (float *)PyArray_DATA((PyArrayObject *)mo) + b;
+        tfm_rng *r = (tfm_rng *)((uint64_t *)PyArray_DATA(st) + 4 * b);
+        int64_t *t = (int64_t *)PyArray_DATA(tok) + b;
+        rs = version == 1 ? tfm_mirostat_sample(t, row, V, (float)tau, (float)eta, m, mu, r, ws)
+                          : tfm_mirostat_v2_sample(t, row, V, (float)tau, (float)eta, mu, r, ws);
+        if (rs != TFM_OK) bad = b;
+    }
+    Py_END_ALLOW_THREADS
+    ws_give(module, ws);
+    ws = NULL;
+    if (rs != TFM_OK) {
+        if (rs == TFM_E_ARG) PyErr_Format(PyExc_ValueError, "mirostat: row %lld has no finite logit (or mu is not finite)", (long long)bad);
+        else raise_status(rs, "mirostat");
+        goto fail;
+    }
+    result = PyTuple_Pack(2, (PyObject *)z, (PyObject *)tok);
+fail:
+    Py_XDECREF(z), Py_XDECREF(st), Py_XDECREF(tok);
+    return result;
+}
+/* ============================== end of Decoding: processors and samplers ===================== */
+
 static PyMethodDef module_methods[] = {
     {"select_isa", py_select_isa, METH_VARARGS, "select_isa(name='auto') -> the ISA path now in use"},
     {"linear", (PyCFunction)(void (*)(void))py_linear, METH_VARARGS | METH_KEYWORDS,
@@ -722,6 +1537,33 @@ static PyMethodDef module_methods[] = {
      "activation(x, act, scalar=False) -> act(x)"},
     {"to_f32", py_to_f32, METH_VARARGS, "to_f32(array, dtype) -> float32 copy"},
     {"max_threads", py_max_threads, METH_NOARGS, "number of threads a kernel call uses"},
+    /* ---- Decoding: processors and samplers (tfm.sampling) ---- */
+    {"sampling_filter", (PyCFunction)(void (*)(void))py_sampling_filter, METH_VARARGS | METH_KEYWORDS,
+     "sampling_filter(kind, logits, value, min_tokens_to_keep=1, info=False) -> logits or (logits, kept, mass)"},
+    {"sampling_history", (PyCFunction)(void (*)(void))py_sampling_history, METH_VARARGS | METH_KEYWORDS,
+     "sampling_history(kind, logits, input_ids, a, b=0) -> logits ('repetition', 'frequency_presence', "
+     "'no_repeat_ngram')"},
+    {"sampling_sequence_bias", (PyCFunction)(void (*)(void))py_sampling_sequence_bias, METH_VARARGS | METH_KEYWORDS,
+     "sampling_sequence_bias(logits, input_ids, ids, offsets, bias, name='sequence_bias') -> logits"},
+    {"sampling_suppress", (PyCFunction)(void (*)(void))py_sampling_suppress, METH_VARARGS | METH_KEYWORDS,
+     "sampling_suppress(logits, tokens, name='suppress_tokens', lengths=None, min_length=0) -> logits"},
+    {"sampling_softmax", (PyCFunction)(void (*)(void))py_sampling_softmax, METH_VARARGS | METH_KEYWORDS,
+     "sampling_softmax(logits, log=False) -> probabilities or log-probabilities"},
+    {"sampling_argmax", py_sampling_argmax, METH_VARARGS, "sampling_argmax(logits) -> int64 [B]"},
+    {"sampling_top_indices", py_sampling_top_indices, METH_VARARGS, "sampling_top_indices(logits, k) -> int64 [B, k]"},
+    {"rng_state", py_rng_state, METH_VARARGS, "rng_state(seeds, streams) -> uint64 [B, 4] generator states"},
+    {"rng_uniform", (PyCFunction)(void (*)(void))py_rng_uniform, METH_VARARGS | METH_KEYWORDS,
+     "rng_uniform(state, n, gumbel=False) -> float64 [B, n] draws (state advanced)"},
+    {"sampling_sample", (PyCFunction)(void (*)(void))py_sampling_sample, METH_VARARGS | METH_KEYWORDS,
+     "sampling_sample(scores, state, num_samples=1, replacement=True, probs=False) -> int64 [B, num_samples]"},
+    {"sampling_gumbel", py_sampling_gumbel, METH_VARARGS, "sampling_gumbel(logits, state) -> logits + Gumbel noise"},
+    {"sampling_xtc", (PyCFunction)(void (*)(void))py_sampling_xtc, METH_VARARGS | METH_KEYWORDS,
+     "sampling_xtc(logits, state, probability, threshold, min_keep=1, info=False) -> logits"},
+    {"sampling_dry", (PyCFunction)(void (*)(void))py_sampling_dry, METH_VARARGS | METH_KEYWORDS,
+     "sampling_dry(logits, input_ids, multiplier, base, allowed_length, last_n, breaker_ids, breaker_offsets)"},
+    {"sampling_mirostat", (PyCFunction)(void (*)(void))py_sampling_mirostat, METH_VARARGS | METH_KEYWORDS,
+     "sampling_mirostat(logits, state, mu, version, tau, eta, m=100) -> (logits, tokens)"},
+    /* ---- end of Decoding ---- */
     {NULL, NULL, 0, NULL},
 };
 
@@ -751,8 +1593,15 @@ static int module_clear(PyObject *m) {
     module_state *s = get_state(m);
     Py_CLEAR(s->model_type);
     Py_CLEAR(s->cache_type);
+    if (s->ws && !s->ws_busy) {
+        tfm_sampling_ws_free(s->ws);
+        PyMem_Free(s->ws);
+        s->ws = NULL;
+    }
     return 0;
 }
+
+static void module_free(void *m) { module_clear((PyObject *)m); }
 
 static PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, module_exec},
@@ -768,6 +1617,7 @@ static struct PyModuleDef tfmcore_module = {
     .m_slots = module_slots,
     .m_traverse = module_traverse,
     .m_clear = module_clear,
+    .m_free = module_free,
 };
 
 PyMODINIT_FUNC PyInit__tfmcore(void) { return PyModuleDef_Init(&tfmcore_module); }

@@ -262,6 +262,171 @@ typedef struct {
 tfm_status tfm_model_forward(const tfm_model *m, tfm_kv_cache *cache, tfm_workspace *ws,
                              const tfm_forward_args *a);
 
+/* ---------------------------------------------------------------------------------------------
+ * Decoding: processors and samplers (sampling.c, sampling_select.c, samplers_llama.c)
+ *
+ * Every function works on ONE row of scores z[V] in place; the batch loop is the caller's (rows
+ * are independent, so rows may run on different threads, each with its own workspace).
+ * "Removed" means set to −INFINITY. Rows must hold no NaN and no +inf (the binding refuses them
+ * with a ValueError; a model forward pass never produces them); −inf is allowed anywhere.
+ * A row whose entries are all −inf has no distribution: filters leave it unchanged, the samplers
+ * return TFM_E_ARG.
+ * History: ids[n] = every token of the sequence so far (prompt + generated, oldest first), as
+ * transformers' input_ids row; ids outside [0, V) give TFM_E_RANGE (the row is left unchanged).
+ * Ties: exact ties at a cut are resolved as transformers would with a *stable* sort (its
+ * torch.sort is unstable above ~100 entries, so HF itself leaves them unspecified); each filter
+ * states its rule.
+ * Nothing here allocates: scratch comes from a tfm_sampling_ws sized once for V.
+ * ------------------------------------------------------------------------------------------- */
+
+/* x[i] = e^(x[i] − shift) in place over n floats through the chosen ISA path; returns Σ (float
+ * accumulation). Arguments below −87.3 are clamped (results ≥ 1.2e-38, never 0). */
+float tfm_exp_shift_sum(float *x, float shift, int64_t n);
+
+/* RNG: xoshiro256** (Blackman & Vigna 2018), state seeded by splitmix64 from (seed, stream), so
+ * each batch row / beam owns a generator whose draws depend on nothing else. Copy the struct to
+ * fork a stream (beams). */
+typedef struct {
+    uint64_t s[4];
+} tfm_rng;
+
+void tfm_rng_seed(tfm_rng *r, uint64_t seed, uint64_t stream);
+uint64_t tfm_rng_next(tfm_rng *r);
+/* u in [0, 1): the top 53 bits of one draw. */
+double tfm_rng_uniform(tfm_rng *r);
+/* Standard Gumbel −ln(−ln u), u in (0, 1) (one draw). */
+double tfm_rng_gumbel(tfm_rng *r);
+
+/* Scratch of the selecting/sorting functions for rows of up to cap entries. One per thread. */
+typedef struct {
+    int64_t cap;     /* V it was sized for */
+    float *e;        /* [cap] exponentials / probabilities */
+    float *val;      /* [cap] compacted finite values */
+    float *aux;      /* [cap] a second float row (typical's distances) */
+    int32_t *id;     /* [cap] compacted token ids */
+    uint64_t *keys;  /* [cap] sort keys */
+    uint64_t *top;   /* [cap] selected keys */
+    uint64_t *tmp;   /* [cap] radix-sort buffer */
+    int32_t *count;  /* [cap] per-token counters, all zero between calls */
+} tfm_sampling_ws;
+
+tfm_status tfm_sampling_ws_init(tfm_sampling_ws *w, int64_t cap);
+void tfm_sampling_ws_free(tfm_sampling_ws *w);
+
+/* What one filter did, for tracing: kept = finite entries after it; mass = probability, under
+ * softmax of the row *before* the filter, of the entries it kept (1 for no-ops). Pass NULL when
+ * not wanted (then nothing extra is computed). */
+typedef struct {
+    int64_t kept;
+    double mass;
+} tfm_filter_info;
+
+/* ---- distributions and selection --------------------------------------------------------- */
+/* p[V] = softmax(z) (max-subtracted; p may alias z). TFM_E_ARG when every entry is −inf. */
+tfm_status tfm_softmax(float *p, const float *z, int64_t V);
+/* out[V] = z − max − ln Σ e^(z − max) (may alias z). TFM_E_ARG when every entry is −inf. */
+tfm_status tfm_log_softmax(float *out, const float *z, int64_t V);
+/* Index of the largest entry, the first one on ties (torch.argmax); 0 when all are −inf. */
+int64_t tfm_argmax(const float *z, int64_t V);
+/* out[k] = indices of the k largest z, descending, lower index first on ties (k ≤ V). */
+tfm_status tfm_top_indices(int32_t *out, const float *z, int64_t V, int64_t k, tfm_sampling_ws *w);
+
+/* Multinomial draw from softmax(z) (or from weights w ≥ 0 when is_prob): one uniform double u
+ * per draw; returns the first index of positive weight whose running sum (double, in index
+ * order, advanced 256 entries at a time) reaches u·total. *token receives it. TFM_E_ARG when the
+ * total weight is 0. Rows that are mostly −inf (after top-k) only visit their finite entries. */
+tfm_status tfm_sample(int64_t *token, const float *z, int64_t V, int is_prob, tfm_rng *r, tfm_sampling_ws *w);
+/* k draws into out[k]; replacement = 0 removes each drawn index before the next draw (as
+ * torch.multinomial(replacement=False)); then k must not exceed the number of positive weights. */
+tfm_status tfm_sample_n(int64_t *out, int64_t k, int replacement, const float *z, int64_t V, int is_prob,
+                        tfm_rng *r, tfm_sampling_ws *w);
+/* z_i += Gumbel noise for every finite z_i (Gumbel-max: argmax(z + G) ~ softmax(z); the top-k of
+ * z + G are k draws without replacement — Kool et al. 2019). One draw per finite entry. */
+void tfm_gumbel_perturb(float *z, int64_t V, tfm_rng *r);
+
+/* ---- transformers warpers (HF parity; min_keep = min_tokens_to_keep ≥ 1) ----------------- */
+/* t > 0: z /= t. t == 0: greedy, every entry but the first maximum becomes −inf. */
+tfm_status tfm_temperature_apply(float *z, int64_t V, float t);
+/* k ≥ 0 (0 = off): keep z ≥ the max(k, min_keep)-th largest value (all ties kept). */
+tfm_status tfm_top_k_apply(float *z, int64_t V, int64_t k, int64_t min_keep, tfm_sampling_ws *w,
+                           tfm_filter_info *info);
+/* 0 < p ≤ 1: sort ascending (stable), c = cumulative softmax; remove c ≤ float32(1 − p) except the
+ * last min_keep (p is a double because transformers forms 1 − p in double before rounding). Among
+ * equal values at the cut the higher ids survive (stable ascending order). */
+tfm_status tfm_top_p_apply(float *z, int64_t V, double p, int64_t min_keep, tfm_sampling_ws *w,
+                           tfm_filter_info *info);
+/* 0 ≤ m ≤ 1: remove p_i < m·max p, then force-keep the top min_keep (lower ids first on ties). */
+tfm_status tfm_min_p_apply(float *z, int64_t V, float m, int64_t min_keep, tfm_sampling_ws *w,
+                           tfm_filter_info *info);
+/* 0 < mass ≤ 1 (1 = off): locally typical sampling (Meister et al. 2022) as TypicalLogitsWarper;
+ * sort by |−ln p − H| ascending (stable). */
+tfm_status tfm_typical_apply(float *z, int64_t V, float mass, int64_t min_keep, tfm_sampling_ws *w,
+                             tfm_filter_info *info);
+/* 0 ≤ eps < 1 (0 = off): remove p_i < eps unless z_i ≥ the min_keep-th largest value. */
+tfm_status tfm_epsilon_apply(float *z, int64_t V, float eps, int64_t min_keep, tfm_sampling_ws *w,
+                             tfm_filter_info *info);
+/* 0 ≤ eps < 1 (0 = off): eta = min(eps, √eps·e^−H(p)) (Hewitt et al. 2022), then as epsilon. */
+tfm_status tfm_eta_apply(float *z, int64_t V, float eps, int64_t min_keep, tfm_sampling_ws *w,
+                         tfm_filter_info *info);
+
+/* ---- transformers penalties and constraints ---------------------------------------------- */
+/* CTRL repetition penalty over the distinct ids: z < 0 ? z·θ : z/θ (θ > 0). */
+tfm_status tfm_repetition_penalty_apply(float *z, int64_t V, const int32_t *ids, int64_t n, float penalty,
+                                        tfm_sampling_ws *w);
+/* Ban every y such that (last ngram−1 ids, y) already occurs in ids (ngram ≥ 1). */
+tfm_status tfm_no_repeat_ngram_apply(float *z, int64_t V, const int32_t *ids, int64_t n, int64_t ngram);
+/* Sequences s_k = ids[offsets[k] .. offsets[k+1]) with bias[k] (−inf for bad words). Length 1:
+ * z[s] += b always; length m ≥ 2 with m ≤ n: z[s_m] += b when the history ends with s_1..s_{m−1}.
+ * Biases of one token accumulate in float, length-1 first, then in list order (as HF). */
+typedef struct {
+    const int32_t *ids;     /* [offsets[count]] concatenated sequences */
+    const int64_t *offsets; /* [count + 1], offsets[0] = 0, strictly increasing */
+    const float *bias;      /* [count] */
+    int64_t count;
+} tfm_sequence_bias;
+tfm_status tfm_sequence_bias_apply(float *z, int64_t V, const int32_t *ids, int64_t n, const tfm_sequence_bias *sb,
+                                   tfm_sampling_ws *w);
+/* z[tokens[i]] = −inf. */
+tfm_status tfm_tokens_suppress(float *z, int64_t V, const int32_t *tokens, int64_t count);
+/* EOS ban while length < min_length: MinLength with length = n, MinNewTokens with length = n − P. */
+tfm_status tfm_min_length_apply(float *z, int64_t V, int64_t length, int64_t min_length, const int32_t *eos,
+                                int64_t n_eos);
+
+/* ---- llama.cpp samplers (samplers_llama.c); formulas in reference/decoding.md §4.3 -------- */
+/* OpenAI/llama.cpp penalties over the last window ids: z_v −= c_v·freq + [c_v > 0]·presence,
+ * c_v = count of v. (llama.cpp's multiplicative part is tfm_repetition_penalty_apply.) */
+tfm_status tfm_frequency_presence_apply(float *z, int64_t V, const int32_t *ids, int64_t n, float freq,
+                                        float presence, tfm_sampling_ws *w);
+/* Top-nσ (Tang et al. 2024): over finite entries, remove z < max − n·σ (population σ), n > 0. */
+tfm_status tfm_top_n_sigma_apply(float *z, int64_t V, float n, tfm_filter_info *info);
+/* XTC: with probability `probability` (one uniform draw, only when ≥ 2 finite entries, probability
+ * > 0 and threshold ≤ 0.5), remove every token with p ≥ threshold except the least likely of them,
+ * provided ≥ min_keep remain. Ties among the above-threshold: the highest id is the one kept. */
+tfm_status tfm_xtc_apply(float *z, int64_t V, float probability, float threshold, int64_t min_keep, tfm_rng *r,
+                         tfm_sampling_ws *w, tfm_filter_info *info);
+/* DRY (p-e-w, as llama.cpp/koboldcpp). The window is the last min(n, last_n) ids (last_n < 0 =
+ * all). Breakers: sequences of ids, head = first id, tail = the rest. Scratch zbuf: [window]. */
+typedef struct {
+    float multiplier, base;  /* penalty = multiplier · base^(len − allowed_length) */
+    int64_t allowed_length;  /* repeats shorter than this are free */
+    int64_t last_n;          /* window; < 0 = the whole history; 0 = off */
+    const int32_t *breaker_ids;     /* concatenated breaker sequences */
+    const int64_t *breaker_offsets; /* [n_breakers + 1] */
+    int64_t n_breakers;
+} tfm_dry_params;
+tfm_status tfm_dry_apply(float *z, int64_t V, const int32_t *ids, int64_t n, const tfm_dry_params *p,
+                         int32_t *zbuf, tfm_sampling_ws *w);
+/* Mirostat (Basu et al. 2020), one step: truncate z (removed = −inf), draw *token from the rest,
+ * update *mu ← mu − eta·(−log2 p_token − tau), p renormalised over the kept tokens (llama.cpp
+ * updates mu in apply; there is no separate accept). v1: the top min(m, finite) probabilities
+ * estimate the Zipf exponent ŝ, vocabulary = V, keep the top ⌊k⌋ (k NaN or < 1: one token; k ≥
+ * finite: all). v2: keep −log2 p ≤ mu (at least the top token). Ties: lower ids first. */
+tfm_status tfm_mirostat_sample(int64_t *token, float *z, int64_t V, float tau, float eta, int32_t m, float *mu,
+                               tfm_rng *r, tfm_sampling_ws *w);
+tfm_status tfm_mirostat_v2_sample(int64_t *token, float *z, int64_t V, float tau, float eta, float *mu,
+                                  tfm_rng *r, tfm_sampling_ws *w);
+
+
 #ifdef __cplusplus
 }
 #endif
