@@ -8,6 +8,7 @@
 from . import _tfmcore
 from .configuration import AutoConfig, GPT2Config, GPTNeoConfig, OpenAIGPTConfig
 from .models import AutoModel, AutoModelForCausalLM, GPTForCausalLM, GPTModel, KVCache
+from . import sampling
 from .tokenization import AutoTokenizer
 
 __version__ = "0.1.0"
