@@ -25,6 +25,8 @@
 typedef struct {
     PyTypeObject *model_type;
     PyTypeObject *cache_type;
+    PyTypeObject *generator_type;
+    Py_ssize_t live_generators; /* C generators not yet freed (tests check streams release theirs) */
     tfm_sampling_ws *ws; /* decoding scratch reused across calls (taken/returned under the GIL) */
     int ws_busy;
 } module_state;
@@ -604,6 +606,399 @@ static PyType_Slot Cache_slots[] = {
 };
 
 static PyType_Spec Cache_spec = {"tfm._tfmcore.KVCache", sizeof(CacheObject), 0, Py_TPFLAGS_DEFAULT, Cache_slots};
+
+/* ---------------------------------------------------------------------------------------------
+ * Generator: one generate() call (generate.c / beam.c). Owns its output arrays and copies of
+ * every processor parameter array; run() loops in C with the GIL released, step() advances one
+ * token (streaming).
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    PyObject_HEAD
+    PyObject *model;        /* ModelObject, kept alive */
+    PyObject *keep;         /* list of arrays the config points into */
+    PyObject *outputs;      /* dict name -> array */
+    tfm_processor *procs;
+    int32_t *eos;
+    tfm_gen_config cfg;
+    tfm_gen_output out;
+    tfm_generator *gen;
+    PyArrayObject *prompt, *mask;
+    int busy, done;
+} GeneratorObject;
+
+static int dict_long(PyObject *d, const char *key, long long dflt, long long *out) {
+    PyObject *v = PyDict_GetItemString(d, key);
+    if (!v || v == Py_None) {
+        *out = dflt;
+        return 0;
+    }
+    *out = PyLong_AsLongLong(v);
+    if (*out == -1 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_TypeError, "generation config %s must be an integer", key);
+        return -1;
+    }
+    return 0;
+}
+
+static int dict_double(PyObject *d, const char *key, double dflt, double *out) {
+    PyObject *v = PyDict_GetItemString(d, key);
+    if (!v || v == Py_None) {
+        *out = dflt;
+        return 0;
+    }
+    *out = PyFloat_AsDouble(v);
+    if (*out == -1.0 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_TypeError, "generation config %s must be a number", key);
+        return -1;
+    }
+    return 0;
+}
+
+/* Keeps an int32/int64/float32 copy of obj alive in g->keep; returns its data or NULL. */
+static void *keep_array(GeneratorObject *g, PyObject *obj, int type, npy_intp *n, const char *name) {
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OTF(obj, type, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    if (!a) return NULL;
+    if (PyArray_NDIM(a) != 1) {
+        PyErr_Format(PyExc_ValueError, "%s must be 1-D", name);
+        Py_DECREF(a);
+        return NULL;
+    }
+    if (PyList_Append(g->keep, (PyObject *)a) < 0) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    Py_DECREF(a);
+    *n = PyArray_SIZE(a);
+    return PyArray_DATA(a);
+}
+
+static int check_ids_range(const int32_t *ids, npy_intp n, int32_t V, const char *name) {
+    for (npy_intp i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) {
+            PyErr_Format(PyExc_ValueError, "%s contains token id %d, outside the vocabulary [0, %d)", name, ids[i], V);
+            return -1;
+        }
+    return 0;
+}
+
+/* procs: list of (kind, f0, f1, i0, i1, tokens|None, (ids, offsets, bias)|None, dry|None)
+ * dry = (multiplier, base, allowed_length, last_n, breaker_ids, breaker_offsets) */
+static int parse_processors(GeneratorObject *g, PyObject *list, int32_t V) {
+    if (!PyList_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "processors must be a list");
+        return -1;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    g->procs = (tfm_processor *)PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(tfm_processor));
+    if (!g->procs) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        tfm_processor *p = &g->procs[i];
+        PyObject *tok = Py_None, *sb = Py_None, *dry = Py_None;
+        double f0, f1;
+        long long i0, i1;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "iddLL|OOO", &p->kind, &f0, &f1, &i0, &i1, &tok, &sb, &dry))
+            return -1;
+        if (p->kind < TFM_PROC_SEQUENCE_BIAS || p->kind > TFM_PROC_LOG_SOFTMAX) {
+            PyErr_Format(PyExc_ValueError, "unknown processor kind %d", p->kind);
+            return -1;
+        }
+        p->f0 = (float)f0, p->f1 = (float)f1, p->i0 = i0, p->i1 = i1;
+        npy_intp cnt;
+        if (tok != Py_None) {
+            if (!(p->tokens = keep_array(g, tok, NPY_INT32, &cnt, "tokens"))) return -1;
+            p->n_tokens = cnt;
+            if (check_ids_range(p->tokens, cnt, V, "suppressed tokens") < 0) return -1;
+        }
+        if (sb != Py_None) {
+            PyObject *ids, *offs, *bias;
+            if (!PyArg_ParseTuple(sb, "OOO", &ids, &offs, &bias)) return -1;
+            npy_intp n_ids, n_offs, n_bias;
+            if (!(p->sb.ids = keep_array(g, ids, NPY_INT32, &n_ids, "sequence ids")) ||
+                !(p->sb.offsets = keep_array(g, offs, NPY_INT64, &n_offs, "sequence offsets")) ||
+                !(p->sb.bias = keep_array(g, bias, NPY_FLOAT32, &n_bias, "sequence bias")))
+                return -1;
+            if (n_offs != n_bias + 1 || p->sb.offsets[0] != 0 || p->sb.offsets[n_bias] != n_ids) {
+                PyErr_SetString(PyExc_ValueError, "sequence bias offsets do not match the ids");
+                return -1;
+            }
+            for (npy_intp k = 0; k < n_bias; k++)
+                if (p->sb.offsets[k + 1] <= p->sb.offsets[k]) {
+                    PyErr_SetString(PyExc_ValueError, "sequence bias sequences must be non-empty");
+                    return -1;
+                }
+            if (check_ids_range(p->sb.ids, n_ids, V, "bad_words_ids / sequence_bias") < 0) return -1;
+            p->sb.count = n_bias;
+        }
+        if (dry != Py_None) {
+            PyObject *bids, *boffs;
+            double mult, base;
+            long long allowed, last_n;
+            if (!PyArg_ParseTuple(dry, "ddLLOO", &mult, &base, &allowed, &last_n, &bids, &boffs)) return -1;
+            npy_intp nb, no;
+            p->dry.multiplier = (float)mult, p->dry.base = (float)base;
+            p->dry.allowed_length = allowed, p->dry.last_n = last_n;
+            if (!(p->dry.breaker_ids = keep_array(g, bids, NPY_INT32, &nb, "dry breakers")) ||
+                !(p->dry.breaker_offsets = keep_array(g, boffs, NPY_INT64, &no, "dry breaker offsets")))
+                return -1;
+            if (no < 1 || p->dry.breaker_offsets[0] != 0 || p->dry.breaker_offsets[no - 1] != nb) {
+                PyErr_SetString(PyExc_ValueError, "dry breaker offsets do not match the ids");
+                return -1;
+            }
+            if (check_ids_range(p->dry.breaker_ids, nb, V, "dry breakers") < 0) return -1;
+            p->dry.n_breakers = no - 1;
+        }
+    }
+    g->cfg.procs = g->procs;
+    g->cfg.n_procs = (int32_t)n;
+    return 0;
+}
+
+static PyArrayObject *new_output(GeneratorObject *g, const char *name, int nd, npy_intp *dims, int type) {
+    PyArrayObject *a = (PyArrayObject *)PyArray_ZEROS(nd, dims, type, 0);
+    if (!a) return NULL;
+    if (PyDict_SetItemString(g->outputs, name, (PyObject *)a) < 0) {
+        Py_DECREF(a);
+        return NULL;
+    }
+    Py_DECREF(a); /* the dict holds it */
+    return a;
+}
+
+/* Generator(model, prompt [B,P], mask [B,P] or None, config: dict, processors: list, want: dict) */
+static int Generator_init(GeneratorObject *g, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"model", "prompt", "mask", "config", "processors", "want", NULL};
+    PyObject *model_o, *prompt_o, *mask_o, *cfg_d, *procs_o, *want_d;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO!O!O!", kwlist, &model_o, &prompt_o, &mask_o, &PyDict_Type, &cfg_d,
+                                     &PyList_Type, &procs_o, &PyDict_Type, &want_d))
+        return -1;
+    if (g->model) {
+        PyErr_SetString(PyExc_RuntimeError, "Generator is already initialised");
+        return -1;
+    }
+    PyObject *module = PyType_GetModule(Py_TYPE(g));
+    if (!module) return -1;
+    if (!PyObject_TypeCheck(model_o, get_state(module)->model_type) || !((ModelObject *)model_o)->initialised) {
+        PyErr_SetString(PyExc_TypeError, "model must be an initialised _tfmcore.Model");
+        return -1;
+    }
+    ModelObject *mo = (ModelObject *)model_o;
+    const int32_t V = mo->model.cfg.vocab;
+    Py_INCREF(model_o);
+    g->model = model_o;
+    if (!(g->keep = PyList_New(0)) || !(g->outputs = PyDict_New())) return -1;
+    if (!(g->prompt = as_i32(prompt_o, "input_ids", 0, V))) return -1;
+    if (PyArray_NDIM(g->prompt) != 2 || PyArray_DIM(g->prompt, 0) < 1 || PyArray_DIM(g->prompt, 1) < 1) {
+        PyErr_SetString(PyExc_ValueError, "input_ids must be a non-empty 2-D array [batch, seq]");
+        return -1;
+    }
+    const int64_t B = PyArray_DIM(g->prompt, 0), P = PyArray_DIM(g->prompt, 1);
+    if (mask_o != Py_None) {
+        if (!(g->mask = as_i32(mask_o, "attention_mask", 0, 2))) return -1;
+        if (PyArray_NDIM(g->mask) != 2 || PyArray_DIM(g->mask, 0) != B || PyArray_DIM(g->mask, 1) != P) {
+            PyErr_Format(PyExc_ValueError, "attention_mask must have the shape of input_ids (%lld, %lld)", (long long)B,
+                         (long long)P);
+            return -1;
+        }
+    }
+    long long mode, max_length, nb, ng, nrs, topk, es, pad, seed, tn;
+    double alpha, lp;
+    if (dict_long(cfg_d, "mode", 0, &mode) < 0 || dict_long(cfg_d, "max_length", P + 20, &max_length) < 0 ||
+        dict_long(cfg_d, "num_beams", 1, &nb) < 0 || dict_long(cfg_d, "num_beam_groups", 1, &ng) < 0 ||
+        dict_long(cfg_d, "num_return_sequences", 1, &nrs) < 0 || dict_long(cfg_d, "top_k", 0, &topk) < 0 ||
+        dict_long(cfg_d, "early_stopping", 0, &es) < 0 || dict_long(cfg_d, "pad_id", 0, &pad) < 0 ||
+        dict_long(cfg_d, "seed", 0, &seed) < 0 || dict_long(cfg_d, "trace_top_n", 0, &tn) < 0 ||
+        dict_double(cfg_d, "penalty_alpha", 0.0, &alpha) < 0 || dict_double(cfg_d, "length_penalty", 1.0, &lp) < 0)
+        return -1;
+    if (max_length <= P || max_length > mo->model.cfg.n_positions) {
+        PyErr_Format(PyExc_ValueError, "max_length %lld must exceed the prompt width %lld and be at most the model's %d "
+                     "positions", max_length, (long long)P, mo->model.cfg.n_positions);
+        return -1;
+    }
+    if (nb < 1 || nb > 4096 || ng < 1 || nrs < 1 || nrs > 4096 || tn < 0 || tn > 1000 || topk < 0 || topk > V ||
+        es < 0 || es > 2 || pad < -1 || pad >= V) {
+        PyErr_SetString(PyExc_ValueError, "generation config value out of range");
+        return -1;
+    }
+    PyObject *eos_o = PyDict_GetItemString(cfg_d, "eos");
+    if (eos_o && eos_o != Py_None) {
+        npy_intp n;
+        if (!(g->cfg.eos = keep_array(g, eos_o, NPY_INT32, &n, "eos_token_id"))) return -1;
+        if (check_ids_range(g->cfg.eos, n, V, "eos_token_id") < 0) return -1;
+        g->cfg.n_eos = (int32_t)n;
+    }
+    g->cfg.mode = (int32_t)mode, g->cfg.max_length = max_length, g->cfg.num_beams = (int32_t)nb;
+    g->cfg.num_beam_groups = (int32_t)ng, g->cfg.num_return_sequences = (int32_t)nrs, g->cfg.top_k = (int32_t)topk;
+    g->cfg.penalty_alpha = (float)alpha, g->cfg.length_penalty = (float)lp, g->cfg.early_stopping = (int32_t)es;
+    g->cfg.pad_id = (int32_t)pad, g->cfg.seed = (uint64_t)seed, g->cfg.trace_top_n = (int32_t)tn;
+    if (parse_processors(g, procs_o, V) < 0) return -1;
+
+    int64_t N, R, W;
+    tfm_gen_output_dims(&g->cfg, B, &N, &R, &W);
+    const int64_t M = max_length - P, S = g->cfg.n_procs + 1;
+    npy_intp d_seq[2] = {N, max_length}, d_n[1] = {N}, d_nm[2] = {N, M};
+    PyArrayObject *a;
+    if (!(a = new_output(g, "sequences", 2, d_seq, NPY_INT32))) return -1;
+    g->out.sequences = PyArray_DATA(a);
+    if (!(a = new_output(g, "sequences_scores", 1, d_n, NPY_FLOAT32))) return -1;
+    g->out.seq_scores = PyArray_DATA(a);
+    if (!(a = new_output(g, "token_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
+    g->out.token_logprobs = PyArray_DATA(a);
+    if (!(a = new_output(g, "raw_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
+    g->out.raw_logprobs = PyArray_DATA(a);
+    if (!(a = new_output(g, "beam_indices", 2, d_nm, NPY_INT32))) return -1;
+    g->out.beam_indices = PyArray_DATA(a);
+    if (PyObject_IsTrue(PyDict_GetItemString(want_d, "scores") ? PyDict_GetItemString(want_d, "scores") : Py_False)) {
+        npy_intp d[3] = {M, R, V};
+        if (!(a = new_output(g, "scores", 3, d, NPY_FLOAT32))) return -1;
+        g->out.scores = PyArray_DATA(a);
+    }
+    if (tn > 0 && W == 0) {
+        npy_intp d4[4] = {M, R, S, tn}, d3[3] = {M, R, S};
+        if (!(a = new_output(g, "trace_ids", 4, d4, NPY_INT32))) return -1;
+        g->out.trace_ids = PyArray_DATA(a);
+        if (!(a = new_output(g, "trace_probs", 4, d4, NPY_FLOAT32))) return -1;
+        g->out.trace_probs = PyArray_DATA(a);
+        if (!(a = new_output(g, "trace_kept", 3, d3, NPY_INT32))) return -1;
+        g->out.trace_kept = PyArray_DATA(a);
+        if (!(a = new_output(g, "trace_mass", 3, d3, NPY_FLOAT32))) return -1;
+        g->out.trace_mass = PyArray_DATA(a);
+    }
+    if (tn > 0 && W > 0) {
+        npy_intp d[3] = {M, B, W};
+        if (!(a = new_output(g, "tree_parent", 3, d, NPY_INT32))) return -1;
+        g->out.tree_parent = PyArray_DATA(a);
+        if (!(a = new_output(g, "tree_token", 3, d, NPY_INT32))) return -1;
+        g->out.tree_token = PyArray_DATA(a);
+        if (!(a = new_output(g, "tree_score", 3, d, NPY_FLOAT32))) return -1;
+        g->out.tree_score = PyArray_DATA(a);
+        if (!(a = new_output(g, "tree_final", 3, d, NPY_FLOAT32))) return -1;
+        g->out.tree_final = PyArray_DATA(a);
+        if (!(a = new_output(g, "tree_flags", 3, d, NPY_INT32))) return -1;
+        g->out.tree_flags = PyArray_DATA(a);
+    }
+    tfm_status st;
+    const int32_t *mask_p = g->mask ? (const int32_t *)PyArray_DATA(g->mask) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = tfm_generator_init(&g->gen, &mo->model, &g->cfg, (const int32_t *)PyArray_DATA(g->prompt), mask_p, B, P, &g->out);
+    Py_END_ALLOW_THREADS
+    if (st == TFM_E_ARG) {
+        PyErr_SetString(PyExc_ValueError, "generate: inconsistent configuration (beams, groups, return sequences, lengths)");
+        return -1;
+    }
+    if (st != TFM_OK) {
+        raise_status(st, "generate");
+        return -1;
+    }
+    get_state(module)->live_generators++;
+    return 0;
+}
+
+/* Frees the C generator (cache, scratch) once, keeping the module's count of live ones. */
+static void generator_release(GeneratorObject *g) {
+    if (!g->gen) return;
+    tfm_generator_free(g->gen);
+    g->gen = NULL;
+    PyObject *module = PyType_GetModule(Py_TYPE(g));
+    if (module) get_state(module)->live_generators--;
+    else PyErr_Clear();
+}
+
+static int generator_ready(GeneratorObject *g) {
+    if (!g->gen) {
+        PyErr_SetString(PyExc_RuntimeError, "Generator is not initialised or was closed");
+        return 0;
+    }
+    if (g->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Generator is in use by another thread");
+        return 0;
+    }
+    return 1;
+}
+
+/* Runs `max_steps` steps (−1 = until done) with the GIL released. */
+static PyObject *generator_advance(GeneratorObject *g, long long max_steps) {
+    if (!generator_ready(g)) return NULL;
+    ModelObject *mo = (ModelObject *)g->model;
+    tfm_status st = TFM_OK;
+    int done = g->done;
+    g->busy = 1;
+    mo->active++;
+    Py_BEGIN_ALLOW_THREADS
+    for (long long i = 0; !done && st == TFM_OK && (max_steps < 0 || i < max_steps); i++)
+        st = tfm_generator_step(g->gen, &done);
+    Py_END_ALLOW_THREADS
+    mo->active--;
+    g->busy = 0;
+    g->done = done;
+    if (st == TFM_E_STATE) {
+        PyErr_SetString(PyExc_ValueError, "generate: the processors removed every token of a row (nothing left to choose "
+                        "from); loosen the filters or penalties");
+        return NULL;
+    }
+    if (st != TFM_OK) return raise_status(st, "generate");
+    return Py_BuildValue("(OL)", done ? Py_True : Py_False, (long long)tfm_generator_length(g->gen));
+}
+
+static PyObject *Generator_run(GeneratorObject *g, PyObject *Py_UNUSED(ignored)) { return generator_advance(g, -1); }
+static PyObject *Generator_step(GeneratorObject *g, PyObject *Py_UNUSED(ignored)) { return generator_advance(g, 1); }
+
+static PyObject *Generator_outputs(GeneratorObject *g, PyObject *Py_UNUSED(ignored)) {
+    if (!g->outputs) {
+        PyErr_SetString(PyExc_RuntimeError, "Generator is not initialised");
+        return NULL;
+    }
+    PyObject *d = PyDict_Copy(g->outputs);
+    if (!d) return NULL;
+    PyObject *len = PyLong_FromLongLong(g->out.length), *steps = PyLong_FromLongLong(g->out.steps);
+    if (!len || !steps || PyDict_SetItemString(d, "length", len) < 0 || PyDict_SetItemString(d, "steps", steps) < 0) {
+        Py_XDECREF(len), Py_XDECREF(steps), Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(len), Py_DECREF(steps);
+    return d;
+}
+
+static PyObject *Generator_close(GeneratorObject *g, PyObject *Py_UNUSED(ignored)) {
+    if (g->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Generator is in use by another thread");
+        return NULL;
+    }
+    generator_release(g); /* the KV cache and scratch go now, not at garbage collection */
+    Py_RETURN_NONE;
+}
+
+static void Generator_dealloc(GeneratorObject *g) {
+    PyTypeObject *tp = Py_TYPE(g);
+    generator_release(g);
+    PyMem_Free(g->procs);
+    Py_XDECREF(g->prompt), Py_XDECREF(g->mask);
+    Py_XDECREF(g->keep), Py_XDECREF(g->outputs), Py_XDECREF(g->model);
+    tp->tp_free((PyObject *)g);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef Generator_methods[] = {
+    {"run", (PyCFunction)Generator_run, METH_NOARGS, "run() -> (done, length): steps until done, GIL released"},
+    {"step", (PyCFunction)Generator_step, METH_NOARGS, "step() -> (done, length): one token for every row"},
+    {"outputs", (PyCFunction)Generator_outputs, METH_NOARGS, "outputs() -> dict of the output arrays + length, steps"},
+    {"close", (PyCFunction)Generator_close, METH_NOARGS, "close(): free the cache and scratch now"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Generator_slots[] = {
+    {Py_tp_doc, "One generate() call in the C core (see tfm.generation)."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_init, Generator_init},
+    {Py_tp_dealloc, Generator_dealloc},
+    {Py_tp_methods, Generator_methods},
+    {0, NULL},
+};
+
+static PyType_Spec Generator_spec = {"tfm._tfmcore.Generator", sizeof(GeneratorObject), 0, Py_TPFLAGS_DEFAULT,
+                                     Generator_slots};
 
 /* ---------------------------------------------------------------------------------------------
  * Kernel entry points (tests compare each fast path with its scalar twin)
@@ -1529,7 +1924,12 @@ fail:
 }
 /* ============================== end of Decoding: processors and samplers ===================== */
 
+static PyObject *py_live_generators(PyObject *module, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromSsize_t(get_state(module)->live_generators);
+}
+
 static PyMethodDef module_methods[] = {
+    {"live_generators", py_live_generators, METH_NOARGS, "number of Generators whose C state is still allocated"},
     {"select_isa", py_select_isa, METH_VARARGS, "select_isa(name='auto') -> the ISA path now in use"},
     {"linear", (PyCFunction)(void (*)(void))py_linear, METH_VARARGS | METH_KEYWORDS,
      "linear(x, w, bias=None, naive=False) -> x @ w.T + bias (packed GEMM, or its scalar twin)"},
@@ -1577,6 +1977,8 @@ static int module_exec(PyObject *m) {
     if (!s->model_type || PyModule_AddType(m, s->model_type) < 0) return -1;
     s->cache_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Cache_spec, NULL);
     if (!s->cache_type || PyModule_AddType(m, s->cache_type) < 0) return -1;
+    s->generator_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Generator_spec, NULL);
+    if (!s->generator_type || PyModule_AddType(m, s->generator_type) < 0) return -1;
     tfm_isa isa = tfm_select_isa(TFM_ISA_AUTO);
     if (PyModule_AddStringConstant(m, "isa", tfm_isa_name(isa)) < 0) return -1;
     return 0;
@@ -1586,6 +1988,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg) {
     module_state *s = get_state(m);
     Py_VISIT(s->model_type);
     Py_VISIT(s->cache_type);
+    Py_VISIT(s->generator_type);
     return 0;
 }
 
@@ -1593,6 +1996,7 @@ static int module_clear(PyObject *m) {
     module_state *s = get_state(m);
     Py_CLEAR(s->model_type);
     Py_CLEAR(s->cache_type);
+    Py_CLEAR(s->generator_type);
     if (s->ws && !s->ws_busy) {
         tfm_sampling_ws_free(s->ws);
         PyMem_Free(s->ws);

@@ -427,6 +427,125 @@ tfm_status tfm_mirostat_v2_sample(int64_t *token, float *z, int64_t V, float tau
                                   tfm_rng *r, tfm_sampling_ws *w);
 
 
+/* ---------------------------------------------------------------------------------------------
+ * Generation (generate.c: the step loop, greedy, sampling, contrastive; beam.c: the beam
+ * searches). A tfm_generator owns the KV cache, the running sequences and the per-row random
+ * streams of one generate() call; outputs go to caller-owned arrays sized by tfm_gen_output_dims.
+ *
+ * Semantics follow transformers' generate() (v4.55: _sample, _beam_search, _group_beam_search with
+ * the legacy BeamSearchScorer, _contrastive_search) step for step, incl. float32 score arithmetic
+ * and the -1e9 sentinels, so greedy / beam / group-beam / contrastive outputs are token-identical.
+ * Stochastic beam search is Kool et al. 2019 (Gumbel-top-k), which transformers does not ship.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+    TFM_GEN_GREEDY = 0,
+    TFM_GEN_SAMPLE = 1,
+    TFM_GEN_BEAM = 2,
+    TFM_GEN_BEAM_SAMPLE = 3,
+    TFM_GEN_GROUP_BEAM = 4,
+    TFM_GEN_CONTRASTIVE = 5,
+    TFM_GEN_STOCHASTIC_BEAM = 6,
+} tfm_gen_mode;
+
+/* One logits processor of the chain, applied in array order to every row at every step. */
+typedef enum {
+    TFM_PROC_SEQUENCE_BIAS = 1,  /* sb (bad words are biases of −inf) */
+    TFM_PROC_HAMMING = 2,        /* group beam: f0 = diversity penalty (tokens chosen by earlier groups) */
+    TFM_PROC_REPETITION = 3,     /* f0 = penalty θ */
+    TFM_PROC_FREQ_PRESENCE = 4,  /* f0 = frequency, f1 = presence, i0 = window of last ids (0 = all) */
+    TFM_PROC_NO_REPEAT_NGRAM = 5,/* i0 = n */
+    TFM_PROC_MIN_LENGTH = 6,     /* i0 = min_length, counted with the prompt */
+    TFM_PROC_MIN_NEW_TOKENS = 7, /* i0 = min_new_tokens */
+    TFM_PROC_SUPPRESS = 8,       /* tokens */
+    TFM_PROC_SUPPRESS_BEGIN = 9, /* tokens, only when the length equals the prompt width */
+    TFM_PROC_DRY = 10,           /* dry */
+    TFM_PROC_TEMPERATURE = 11,   /* f0 = T */
+    TFM_PROC_TOP_K = 12,         /* i0 = k, i1 = min_keep */
+    TFM_PROC_TOP_P = 13,         /* f0 = p, i1 = min_keep */
+    TFM_PROC_MIN_P = 14,         /* f0, i1 */
+    TFM_PROC_TYPICAL = 15,       /* f0 = mass, i1 */
+    TFM_PROC_EPSILON = 16,       /* f0, i1 */
+    TFM_PROC_ETA = 17,           /* f0, i1 */
+    TFM_PROC_TOP_N_SIGMA = 18,   /* f0 = n */
+    TFM_PROC_XTC = 19,           /* f0 = probability, f1 = threshold, i1 = min_keep */
+    TFM_PROC_LOG_SOFTMAX = 20,   /* renormalise */
+} tfm_proc_kind;
+
+typedef struct {
+    int32_t kind;           /* tfm_proc_kind */
+    float f0, f1;
+    int64_t i0, i1;
+    const int32_t *tokens;  /* [n_tokens] */
+    int64_t n_tokens;
+    tfm_sequence_bias sb;
+    tfm_dry_params dry;
+} tfm_processor;
+
+typedef struct {
+    int32_t mode;                 /* tfm_gen_mode */
+    int64_t max_length;           /* total length incl. the prompt width P; > P */
+    int32_t num_beams;            /* K in beam modes (≥ 2) */
+    int32_t num_beam_groups;      /* G, K % G == 0 */
+    int32_t num_return_sequences; /* per prompt; ≤ K in beam modes */
+    int32_t top_k;                /* contrastive: candidates per step (≥ 2) */
+    float penalty_alpha;          /* contrastive: degeneration penalty weight */
+    float length_penalty;         /* beam: score = Σ log p / generated_len^length_penalty */
+    int32_t early_stopping;       /* 0 = False (heuristic), 1 = True, 2 = "never" */
+    const int32_t *eos;           /* [n_eos] */
+    int32_t n_eos;
+    int32_t pad_id;               /* written after a row finished, and as filler */
+    uint64_t seed;                /* stream r of prompt b is seeded by (seed, r): batch-independent */
+    const tfm_processor *procs;   /* [n_procs] */
+    int32_t n_procs;
+    int32_t trace_top_n;          /* > 0: record the top-N per processor stage (sampling modes) */
+} tfm_gen_config;
+
+/* Output arrays, caller-owned; NULL = not recorded. Sizes (tfm_gen_output_dims):
+ *   N = B·num_return_sequences output rows, R = running rows (B·K in beam modes, else N),
+ *   M = max_length − P new-token steps, W = candidates per beam step, S = n_procs + 1 stages. */
+typedef struct {
+    int32_t *sequences;       /* [N][max_length] prompt + generated, pad-filled (required) */
+    float *seq_scores;        /* [N] beam: final length-normalised score; others: Σ token_logprobs */
+    float *token_logprobs;    /* [N][M] log p of each generated token under the distribution it was
+                                 drawn/picked from (after processors); 0 after a row finished */
+    float *raw_logprobs;      /* [N][M] the same token under the model's own distribution */
+    int32_t *beam_indices;    /* [N][M] beam modes: running row that produced each token, −1 after */
+    float *scores;            /* [M][R][V] processed scores of every step (transformers' `scores`) */
+    /* trace, sampling modes: stage 0 = the model's distribution, stage j = after processor j−1 */
+    int32_t *trace_ids;       /* [M][R][S][top_n] */
+    float *trace_probs;       /* [M][R][S][top_n] softmax of the scores at that stage */
+    int32_t *trace_kept;      /* [M][R][S] finite entries */
+    float *trace_mass;        /* [M][R][S] mass, under the previous stage, of the entries still kept */
+    /* trace, beam modes: the tree */
+    int32_t *tree_parent;     /* [M][B][W] running slot (0..K−1) the candidate extends */
+    int32_t *tree_token;      /* [M][B][W] */
+    float *tree_score;        /* [M][B][W] accumulated log-prob (stochastic: perturbed G) */
+    float *tree_final;        /* [M][B][W] length-normalised score when it finished, else NaN */
+    int32_t *tree_flags;      /* [M][B][W] bit 0 finished (EOS / max length), bit 1 kept as running
+                                 beam (its slot is bit 8.. : flags >> 8), bit 2 entered the finished set */
+    int64_t length;           /* written: columns of `sequences` in use */
+    int64_t steps;            /* written: steps run */
+} tfm_gen_output;
+
+/* N, R, W for a configuration and batch B (other sizes follow from the config). */
+void tfm_gen_output_dims(const tfm_gen_config *cfg, int64_t B, int64_t *N, int64_t *R, int64_t *W);
+
+typedef struct tfm_generator tfm_generator;
+
+/* prompt: [B][P] token ids, left-padded; mask: [B][P] 0/1 or NULL (all ones). The model and the
+ * arrays in cfg and out must outlive the generator. */
+tfm_status tfm_generator_init(tfm_generator **g, const tfm_model *m, const tfm_gen_config *cfg,
+                              const int32_t *prompt, const int32_t *mask, int64_t B, int64_t P, tfm_gen_output *out);
+/* One decoding step for every row; *done = 1 when generation is over (then out->length is final). */
+tfm_status tfm_generator_step(tfm_generator *g, int *done);
+/* Columns of `sequences` filled so far (streaming reads the newest column). */
+int64_t tfm_generator_length(const tfm_generator *g);
+void tfm_generator_free(tfm_generator *g);
+/* init + steps until done + free. */
+tfm_status tfm_generate(const tfm_model *m, const tfm_gen_config *cfg, const int32_t *prompt, const int32_t *mask,
+                        int64_t B, int64_t P, tfm_gen_output *out);
+
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,7 @@ import numpy as np
 from .. import _tfmcore
 from ..configuration import (OPENAI_GPT_ACTIVATIONS, AutoConfig, GPT2Config, GPTNeoConfig, OpenAIGPTConfig,
                              PretrainedConfig, activation_code)
+from ..generation import GenerationConfig, GenerationMixin
 from ..outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from .base import (KVCache, ParamSpec, PreTrainedModel, as_ids, check_mask, drop_buffers, load_into_core,
                    read_state)
@@ -97,6 +98,8 @@ class _GPTBase(PreTrainedModel):
         state = read_state(path)
         model = cls.from_state_dict(cfg, state, source=str(path))
         model.name_or_path = str(path)
+        if (Path(path) / "generation_config.json").is_file():
+            model.generation_config = GenerationConfig.from_pretrained(path)
         return model
 
     @classmethod
@@ -175,7 +178,7 @@ class GPTModel(_GPTBase):
     forward = __call__
 
 
-class GPTForCausalLM(_GPTBase):
+class GPTForCausalLM(GenerationMixin, _GPTBase):
     """Decoder + LM head: ``logits`` [B, T, V]. ``logits_to_keep=k`` keeps the last k positions
     (k = 1 computes only those rows of the LM head — what generation uses)."""
 
