@@ -115,9 +115,9 @@ static tfm_status check_config(const tfm_config *c) {
     return tfm_arch_is_encoder(c->arch) ? check_encoder_config(c) : TFM_OK;
 }
 
-/* Allocates the encoder section (after the shared part of tfm_model_init). */
-static tfm_status encoder_init(tfm_model *m) {
-    const tfm_config *c = &m->cfg;
+/* Allocates the encoder section (after the shared part of tfm_model_init); c is the caller's
+ * config, whose layer_map is copied. */
+static tfm_status encoder_init(tfm_model *m, const tfm_config *c) {
     const int64_t C = c->hidden, E = tfm_embedding_width(c), n_apply = c->n_apply > 0 ? c->n_apply : c->n_layer;
     tfm_encoder_weights *e = &m->enc;
     tfm_status st;
@@ -185,7 +185,7 @@ tfm_status tfm_model_init(tfm_model *m, const tfm_config *cfg) {
         if ((st = tfm_linear_init(&ly->fc_in, I, C, 1)) != TFM_OK) goto fail;
         if ((st = tfm_linear_init(&ly->fc_out, C, I, 1)) != TFM_OK) goto fail;
     }
-    if (encoder && (st = encoder_init(m)) != TFM_OK) goto fail;
+    if (encoder && (st = encoder_init(m, cfg)) != TFM_OK) goto fail;
     return TFM_OK;
 nomem:
     st = TFM_E_NOMEM;
