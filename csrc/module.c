@@ -511,7 +511,8 @@ static PyObject *Model_encode(ModelObject *self, PyObject *args, PyObject *kw) {
         goto fail;
     }
     const int64_t B = PyArray_DIM(ids, 0), T = PyArray_DIM(ids, 1);
-    if (T > cfg->n_positions) {
+    /* default positions are 0..T-1, except RoBERTa's, which skip pads (checked in the core) */
+    if (T > cfg->n_positions && pos_o == Py_None && cfg->arch != TFM_ARCH_ROBERTA) {
         PyErr_Format(PyExc_ValueError, "sequence length %lld exceeds the model's maximum of %d positions",
                      (long long)T, cfg->n_positions);
         goto fail;
