@@ -307,6 +307,9 @@ def test_sequence_longer_than_max_positions(built):
     model(np.concatenate([np.full((1, 26), 5), np.full((1, 8), 3)], axis=1))
     with pytest.raises(ValueError, match="at most 26"):
         model(np.full((1, 27), 5))
+    # the C core computes and checks the same positions on its own
+    with pytest.raises(ValueError, match="position ids computed from input_ids reach past the model's 30"):
+        model._core.encode(np.full((1, 27), 5))
 
 
 def test_attention_mask_of_the_wrong_shape(built):
@@ -384,3 +387,15 @@ def test_unsupported_task_and_config_variants(built, tmp_path):
     (bad / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="relative_key"):
         tfm.AutoModel.from_pretrained(bad)
+
+
+def test_core_refuses_calls_the_model_was_not_built_for(built):
+    core = tfm.AutoModelForMaskedLM.from_pretrained(built("electra-proj", "masked-lm")[0])._core
+    ids = np.ones((1, 3), dtype=np.int64)
+    assert core.encode(ids, mlm_logits=True)["mlm_logits"].shape == (1, 3, 99)
+    with pytest.raises(ValueError, match="built without a sequence classifier"):
+        core.encode(ids, seq_logits=True)
+    with pytest.raises(TypeError, match="use encode"):
+        core.forward(ids)
+    with pytest.raises(TypeError, match="no KV cache"):
+        core.new_cache(1, 4)
