@@ -25,7 +25,8 @@ static int64_t hidden_every(const tfm_config *c) { return c->hidden_every > 0 ? 
  * create_position_ids_from_input_ids); the rest use t. `seen` = non-pad tokens in row b up to t. */
 static int64_t position_of(const tfm_config *c, const tfm_encoder_args *a, int64_t r, int64_t t, int64_t seen) {
     if (a->position_ids) return a->position_ids[r];
-    if (c->arch == TFM_ARCH_ROBERTA) return a->input_ids[r] == c->pad_token_id ? c->pad_token_id : c->pad_token_id + seen;
+    if (c->arch == TFM_ARCH_ROBERTA)
+        return a->input_ids[r] == c->pad_token_id ? c->pad_token_id : c->pad_token_id + seen;
     return t;
 }
 
@@ -140,7 +141,8 @@ tfm_status tfm_encoder_forward(const tfm_model *m, tfm_workspace *ws, const tfm_
         };
         tfm_layer_forward(&m->layers[m->enc.layer_map ? m->enc.layer_map[i] : i], c, ws, &ba);
         /* ALBERT reports one hidden state per group application, not per inner layer */
-        if (a->hidden_states && (i + 1) % every == 0) memcpy(a->hidden_states + (i + 1) / every * rows * C, x, state_bytes);
+        if (a->hidden_states && (i + 1) % every == 0)
+            memcpy(a->hidden_states + (i + 1) / every * rows * C, x, state_bytes);
     }
     if (a->last_hidden) memcpy(a->last_hidden, x, state_bytes);
     run_heads(m, ws, a);

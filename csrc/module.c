@@ -928,7 +928,8 @@ static const named_code slot_names[] = {
 #undef SLOT
 #define ARCH(name) {#name, TFM_ARCH_##name}
 static const named_code arch_names[] = {
-    ARCH(GPT2), ARCH(OPENAI_GPT), ARCH(GPT_NEO), ARCH(BERT), ARCH(ROBERTA), ARCH(ALBERT), ARCH(DISTILBERT), ARCH(ELECTRA),
+    ARCH(GPT2),    ARCH(OPENAI_GPT), ARCH(GPT_NEO),    ARCH(BERT),
+    ARCH(ROBERTA), ARCH(ALBERT),     ARCH(DISTILBERT), ARCH(ELECTRA),
 };
 #undef ARCH
 

@@ -9,7 +9,8 @@
  *
  * Layers of the house (arrows point one way):
  *   kernels (kernels.c, simd_*.c: math on raw arrays) → models (model.c: weights, KV cache, decoder
- *   forward; encoder.c: encoder forward and its heads; both sequences of kernel calls) → decoding (sampling.c, generate.c) → binding (module.c,
+ *   forward; encoder.c: encoder forward and its heads; both sequences of kernel calls)
+ *   → decoding (sampling.c, generate.c) → binding (module.c,
  *   the only file that includes Python.h / NumPy) → Python package.
  *
  * What the core does not do: read files, print, exit, or keep global mutable state (the kernel
@@ -207,7 +208,7 @@ typedef enum {
     TFM_P_TOKEN_TYPE,  /* [TV][E] token-type embedding */
     TFM_P_EMB_LN_W,    /* [E] embeddings LayerNorm */
     TFM_P_EMB_LN_B,    /* [E] */
-    TFM_P_EMB_PROJ_W,  /* [C][E] embedding projection (ALBERT embedding_hidden_mapping_in, ELECTRA embeddings_project) */
+    TFM_P_EMB_PROJ_W,  /* [C][E] ALBERT embedding_hidden_mapping_in, ELECTRA embeddings_project */
     TFM_P_EMB_PROJ_B,  /* [C] */
     TFM_P_POOL_W,      /* [C][C] CLS dense: pooler, or the dense of a classification head */
     TFM_P_POOL_B,      /* [C] */

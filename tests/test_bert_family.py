@@ -399,3 +399,22 @@ def test_core_refuses_calls_the_model_was_not_built_for(built):
         core.forward(ids)
     with pytest.raises(TypeError, match="no KV cache"):
         core.new_cache(1, 4)
+
+
+def test_sinusoidal_distilbert_without_the_position_table(built, tmp_path):
+    """sinusoidal_pos_embds: the table is fixed (Vaswani et al.), so a file that leaves it out still loads."""
+    from safetensors.numpy import load_file, save_file
+
+    d, _ = built("distilbert-sin", "masked-lm")
+    state = load_file(str(d / "model.safetensors"))
+    key = "distilbert.embeddings.position_embeddings.weight"
+    assert key in state
+    del state[key]
+    lean = tmp_path / "lean"
+    lean.mkdir()
+    shutil.copy(d / "config.json", lean / "config.json")
+    save_file(state, str(lean / "model.safetensors"), metadata={"format": "pt"})
+    ids = np.random.default_rng(11).integers(0, 101, size=(2, 9))
+    a = tfm.AutoModelForMaskedLM.from_pretrained(d)(ids).logits
+    b = tfm.AutoModelForMaskedLM.from_pretrained(lean)(ids).logits
+    assert parity_error(b, a) <= 1e-6

@@ -83,7 +83,7 @@ class BertConfig(PretrainedConfig):
             raise ValueError(f"{mt}: position_embedding_type {self.position_embedding_type!r} is not supported "
                              f"(only 'absolute')")
         if self.is_decoder or self.add_cross_attention:
-            raise ValueError(f"{mt}: configs with is_decoder / add_cross_attention (BERT as a decoder) are not supported")
+            raise ValueError(f"{mt}: is_decoder / add_cross_attention (BERT as a decoder) is not supported")
 
 
 @dataclass
@@ -563,7 +563,8 @@ class EncoderForPreTraining(_EncoderBase):
         if mt == "electra":
             out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
                                output_attentions, last_hidden=False, tok_logits=True)
-            return ElectraForPreTrainingOutput(logits=out["tok_logits"][..., 0], hidden_states=_split(out, "hidden_states"),
+            return ElectraForPreTrainingOutput(logits=out["tok_logits"][..., 0],  # [B, T, 1] → [B, T]
+                                               hidden_states=_split(out, "hidden_states"),
                                                attentions=_split(out, "attentions"))
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states,
                            output_attentions, last_hidden=False, mlm_logits=True, seq_logits=True)
