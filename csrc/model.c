@@ -1,12 +1,13 @@
-/* model.c — decoder-only transformers (GPT-2, OpenAI GPT, GPT-Neo): weights, KV cache, workspace,
- * and the forward pass as a flat sequence of kernel calls.
+/* model.c — weights of every architecture (decoders and encoders: slots, shapes, loading), the KV
+ * cache, the workspace, the shared transformer block, and the decoder forward pass (GPT-2, OpenAI
+ * GPT, GPT-Neo) as a flat sequence of kernel calls.
  *
- * The forward pass reads like the PyTorch blocks it mirrors (transformers' modeling_gpt2.py,
- * modeling_openai.py, modeling_gpt_neo.py):
- *   pre-LN  (gpt2, gpt-neo):  x += attn(ln_1(x));  x += mlp(ln_2(x));  ... ; ln_f(x)
- *   post-LN (openai-gpt):     x = ln_1(x + attn(x)); x = ln_2(x + mlp(x))
- * It allocates nothing: every buffer lives in the caller's tfm_workspace or tfm_kv_cache.
- * Not here: heads other than the LM head, sampling, tokenisation, file formats.
+ * The block reads like the PyTorch blocks it mirrors (transformers' modeling_gpt2.py,
+ * modeling_openai.py, modeling_gpt_neo.py, modeling_bert.py):
+ *   pre-LN  (gpt2, gpt-neo):              x += attn(ln_1(x));  x += mlp(ln_2(x));  ... ; ln_f(x)
+ *   post-LN (openai-gpt, the BERT family): x = ln_1(x + attn(x)); x = ln_2(x + mlp(x))
+ * Forward passes allocate nothing: every buffer lives in the caller's tfm_workspace or tfm_kv_cache.
+ * Not here: the encoder forward and its heads (encoder.c), sampling, tokenisation, file formats.
  */
 #include "tfm.h"
 
@@ -18,7 +19,17 @@
 /* Each model gets a fresh id so a cache built for one model is refused by another. */
 static atomic_uint_fast64_t next_uid = 1;
 
-static int is_per_layer(tfm_param p) { return p >= TFM_P_LN1_W && p < TFM_P_COUNT; }
+static int is_per_layer(tfm_param p) {
+    return (p >= TFM_P_LN1_W && p <= TFM_P_FC_OUT_B) || (p >= TFM_P_Q_B && p <= TFM_P_V_B);
+}
+
+int tfm_arch_is_encoder(int32_t arch) { return arch >= TFM_ARCH_BERT && arch <= TFM_ARCH_ELECTRA; }
+
+int64_t tfm_embedding_width(const tfm_config *c) {
+    return tfm_arch_is_encoder(c->arch) && c->embedding_size > 0 ? c->embedding_size : c->hidden;
+}
+
+#define BIT(p) (UINT64_C(1) << (p))
 
 static float *zalloc_floats(int64_t n) {
     if (n <= 0) return NULL;
@@ -26,26 +37,71 @@ static float *zalloc_floats(int64_t n) {
 }
 
 /* Which slots an architecture needs (bit p set = required). */
-static uint32_t required_global(const tfm_config *c) {
-    uint32_t r = (1u << TFM_P_WTE) | (1u << TFM_P_WPE);
-    if (c->arch == TFM_ARCH_GPT2 || c->arch == TFM_ARCH_GPT_NEO) r |= (1u << TFM_P_LNF_W) | (1u << TFM_P_LNF_B);
-    if (!c->tie_word_embeddings) r |= 1u << TFM_P_LM_HEAD;
+static uint64_t required_global(const tfm_config *c) {
+    uint64_t r = BIT(TFM_P_WTE) | BIT(TFM_P_WPE);
+    if (!tfm_arch_is_encoder(c->arch)) {
+        if (c->arch == TFM_ARCH_GPT2 || c->arch == TFM_ARCH_GPT_NEO) r |= BIT(TFM_P_LNF_W) | BIT(TFM_P_LNF_B);
+        if (!c->tie_word_embeddings) r |= BIT(TFM_P_LM_HEAD);
+        return r;
+    }
+    r |= BIT(TFM_P_EMB_LN_W) | BIT(TFM_P_EMB_LN_B);
+    if (c->type_vocab_size > 0) r |= BIT(TFM_P_TOKEN_TYPE);
+    if (tfm_embedding_width(c) != c->hidden) r |= BIT(TFM_P_EMB_PROJ_W) | BIT(TFM_P_EMB_PROJ_B);
+    if (c->pooler_act >= 0) r |= BIT(TFM_P_POOL_W) | BIT(TFM_P_POOL_B);
+    if (c->n_seq_labels > 0) r |= BIT(TFM_P_SEQ_W) | BIT(TFM_P_SEQ_B);
+    if (c->mlm_size > 0) {
+        r |= BIT(TFM_P_MLM_DENSE_W) | BIT(TFM_P_MLM_DENSE_B) | BIT(TFM_P_MLM_LN_W) | BIT(TFM_P_MLM_LN_B) |
+             BIT(TFM_P_MLM_BIAS);
+        if (!c->tie_word_embeddings) r |= BIT(TFM_P_LM_HEAD);
+    }
+    if (c->tok_act >= 0) r |= BIT(TFM_P_TOK_DENSE_W) | BIT(TFM_P_TOK_DENSE_B);
+    if (c->n_tok_labels > 0) r |= BIT(TFM_P_TOK_W) | BIT(TFM_P_TOK_B);
     return r;
 }
 
-static uint32_t required_layer(const tfm_config *c) {
-    uint32_t r = (1u << TFM_P_LN1_W) | (1u << TFM_P_LN1_B) | (1u << TFM_P_ATTN_OUT_W) | (1u << TFM_P_ATTN_OUT_B) |
-                 (1u << TFM_P_LN2_W) | (1u << TFM_P_LN2_B) | (1u << TFM_P_FC_IN_W) | (1u << TFM_P_FC_IN_B) |
-                 (1u << TFM_P_FC_OUT_W) | (1u << TFM_P_FC_OUT_B);
-    if (c->arch == TFM_ARCH_GPT_NEO)
-        r |= (1u << TFM_P_Q_W) | (1u << TFM_P_K_W) | (1u << TFM_P_V_W);
+static uint64_t required_layer(const tfm_config *c) {
+    uint64_t r = BIT(TFM_P_LN1_W) | BIT(TFM_P_LN1_B) | BIT(TFM_P_ATTN_OUT_W) | BIT(TFM_P_ATTN_OUT_B) |
+                 BIT(TFM_P_LN2_W) | BIT(TFM_P_LN2_B) | BIT(TFM_P_FC_IN_W) | BIT(TFM_P_FC_IN_B) | BIT(TFM_P_FC_OUT_W) |
+                 BIT(TFM_P_FC_OUT_B);
+    if (tfm_arch_is_encoder(c->arch))
+        r |= BIT(TFM_P_Q_W) | BIT(TFM_P_K_W) | BIT(TFM_P_V_W) | BIT(TFM_P_Q_B) | BIT(TFM_P_K_B) | BIT(TFM_P_V_B);
+    else if (c->arch == TFM_ARCH_GPT_NEO)
+        r |= BIT(TFM_P_Q_W) | BIT(TFM_P_K_W) | BIT(TFM_P_V_W);
     else
-        r |= (1u << TFM_P_QKV_W) | (1u << TFM_P_QKV_B);
+        r |= BIT(TFM_P_QKV_W) | BIT(TFM_P_QKV_B);
     return r;
+}
+
+/* Encoder fields: sizes positive where used, activation codes known, the layer map inside [0, L). */
+static tfm_status check_encoder_config(const tfm_config *c) {
+    const int32_t n_apply = c->n_apply > 0 ? c->n_apply : c->n_layer;
+    const int32_t every = c->hidden_every > 0 ? c->hidden_every : 1;
+    if (c->embedding_size < 0 || c->embedding_size > (1 << 16) || c->type_vocab_size < 0 ||
+        c->type_vocab_size > (1 << 20) || c->n_apply < 0 || c->n_apply > 65536 || c->hidden_every < 0)
+        return TFM_E_ARG;
+    if (n_apply % every != 0 || (c->n_apply > 0 && c->n_apply != c->n_layer && !c->layer_map)) return TFM_E_ARG;
+    if (c->layer_map)
+        for (int32_t i = 0; i < n_apply; i++)
+            if (c->layer_map[i] < 0 || c->layer_map[i] >= c->n_layer) return TFM_E_ARG;
+    /* RoBERTa numbers real tokens from pad + 1: the table must hold at least that row */
+    if (c->arch == TFM_ARCH_ROBERTA && (c->pad_token_id < 0 || c->pad_token_id + 1 >= c->n_positions))
+        return TFM_E_ARG;
+    if (c->pooler_act < -1 || c->pooler_act >= TFM_ACT_COUNT || c->tok_act < -1 || c->tok_act >= TFM_ACT_COUNT ||
+        c->mlm_act < 0 || c->mlm_act >= TFM_ACT_COUNT)
+        return TFM_E_ARG;
+    if (c->n_seq_labels < 0 || c->n_seq_labels > (1 << 20) || c->n_tok_labels < 0 || c->n_tok_labels > (1 << 20) ||
+        c->mlm_size < 0 || c->mlm_size > (1 << 16))
+        return TFM_E_ARG;
+    if (c->n_seq_labels > 0 && c->pooler_act < 0) return TFM_E_ARG;  /* classifies the pooled vector */
+    if (c->tok_act >= 0 && c->n_tok_labels == 0) return TFM_E_ARG;   /* a dense with nothing after it */
+    if (c->mlm_size > 0 && c->tie_word_embeddings && c->mlm_size != tfm_embedding_width(c)) return TFM_E_ARG;
+    return TFM_OK;
 }
 
 static tfm_status check_config(const tfm_config *c) {
-    if (c->arch != TFM_ARCH_GPT2 && c->arch != TFM_ARCH_OPENAI_GPT && c->arch != TFM_ARCH_GPT_NEO) return TFM_E_ARG;
+    if (c->arch != TFM_ARCH_GPT2 && c->arch != TFM_ARCH_OPENAI_GPT && c->arch != TFM_ARCH_GPT_NEO &&
+        !tfm_arch_is_encoder(c->arch))
+        return TFM_E_ARG;
     if (c->n_layer <= 0 || c->n_head <= 0 || c->hidden <= 0 || c->inner <= 0 || c->vocab <= 0 ||
         c->n_positions <= 0)
         return TFM_E_ARG;
@@ -56,7 +112,42 @@ static tfm_status check_config(const tfm_config *c) {
     if (c->hidden > (1 << 16) || c->inner > (1 << 18) || c->vocab > (1 << 24) || c->n_positions > (1 << 20) ||
         c->n_layer > 4096)
         return TFM_E_ARG;
+    return tfm_arch_is_encoder(c->arch) ? check_encoder_config(c) : TFM_OK;
+}
+
+/* Allocates the encoder section (after the shared part of tfm_model_init); c is the caller's
+ * config, whose layer_map is copied. */
+static tfm_status encoder_init(tfm_model *m, const tfm_config *c) {
+    const int64_t C = c->hidden, E = tfm_embedding_width(c), n_apply = c->n_apply > 0 ? c->n_apply : c->n_layer;
+    tfm_encoder_weights *e = &m->enc;
+    tfm_status st;
+    if (c->layer_map) {
+        if (!(e->layer_map = (int32_t *)malloc((size_t)n_apply * sizeof(int32_t)))) return TFM_E_NOMEM;
+        memcpy(e->layer_map, c->layer_map, (size_t)n_apply * sizeof(int32_t));
+    }
+    if (c->type_vocab_size > 0 && !(e->token_type = zalloc_floats((int64_t)c->type_vocab_size * E))) return TFM_E_NOMEM;
+    if (!(e->ln_w = zalloc_floats(E)) || !(e->ln_b = zalloc_floats(E))) return TFM_E_NOMEM;
+    if (E != C && (st = tfm_linear_init(&e->proj, C, E, 1)) != TFM_OK) return st;
+    if (c->pooler_act >= 0 && (st = tfm_linear_init(&e->pool, C, C, 1)) != TFM_OK) return st;
+    if (c->n_seq_labels > 0 && (st = tfm_linear_init(&e->seq, c->n_seq_labels, C, 1)) != TFM_OK) return st;
+    if (c->mlm_size > 0) {
+        if ((st = tfm_linear_init(&e->mlm_dense, c->mlm_size, C, 1)) != TFM_OK) return st;
+        if (!(e->mlm_ln_w = zalloc_floats(c->mlm_size)) || !(e->mlm_ln_b = zalloc_floats(c->mlm_size)))
+            return TFM_E_NOMEM;
+    }
+    if (c->tok_act >= 0 && (st = tfm_linear_init(&e->tok_dense, C, C, 1)) != TFM_OK) return st;
+    if (c->n_tok_labels > 0 && (st = tfm_linear_init(&e->tok, c->n_tok_labels, C, 1)) != TFM_OK) return st;
     return TFM_OK;
+}
+
+static void encoder_free(tfm_encoder_weights *e) {
+    free(e->token_type), free(e->ln_w), free(e->ln_b), free(e->mlm_ln_w), free(e->mlm_ln_b), free(e->layer_map);
+    tfm_linear_free(&e->proj);
+    tfm_linear_free(&e->pool);
+    tfm_linear_free(&e->seq);
+    tfm_linear_free(&e->mlm_dense);
+    tfm_linear_free(&e->tok_dense);
+    tfm_linear_free(&e->tok);
 }
 
 tfm_status tfm_model_init(tfm_model *m, const tfm_config *cfg) {
@@ -65,17 +156,23 @@ tfm_status tfm_model_init(tfm_model *m, const tfm_config *cfg) {
     if (st != TFM_OK) return st;
     m->cfg = *cfg;
     m->cfg.layer_is_local = NULL;
+    m->cfg.layer_map = NULL; /* the owned copy is m->enc.layer_map */
     m->uid = atomic_fetch_add(&next_uid, 1);
-    const int64_t C = cfg->hidden, I = cfg->inner, L = cfg->n_layer;
+    const int64_t C = cfg->hidden, I = cfg->inner, L = cfg->n_layer, E = tfm_embedding_width(cfg);
+    const int encoder = tfm_arch_is_encoder(cfg->arch);
     if (cfg->layer_is_local) {
         m->layer_is_local = (int32_t *)malloc((size_t)L * sizeof(int32_t));
         if (!m->layer_is_local) goto nomem;
         memcpy(m->layer_is_local, cfg->layer_is_local, (size_t)L * sizeof(int32_t));
     }
-    if ((st = tfm_linear_init(&m->wte, cfg->vocab, C, 0)) != TFM_OK) goto fail;
-    if (!(m->wpe = zalloc_floats((int64_t)cfg->n_positions * C))) goto nomem;
+    /* a tied MLM decoder is the embedding table itself, so it carries the MLM output bias */
+    const int mlm = encoder && cfg->mlm_size > 0;
+    if ((st = tfm_linear_init(&m->wte, cfg->vocab, E, mlm && cfg->tie_word_embeddings)) != TFM_OK) goto fail;
+    if (!(m->wpe = zalloc_floats((int64_t)cfg->n_positions * E))) goto nomem;
     if (!(m->lnf_w = zalloc_floats(C)) || !(m->lnf_b = zalloc_floats(C))) goto nomem;
-    if (!cfg->tie_word_embeddings && (st = tfm_linear_init(&m->lm_head, cfg->vocab, C, 0)) != TFM_OK) goto fail;
+    if (!cfg->tie_word_embeddings && (!encoder || mlm) &&
+        (st = tfm_linear_init(&m->lm_head, cfg->vocab, mlm ? cfg->mlm_size : C, mlm)) != TFM_OK)
+        goto fail;
     if (!(m->layers = (tfm_layer *)calloc((size_t)L, sizeof(tfm_layer)))) goto nomem;
     for (int64_t l = 0; l < L; l++) {
         tfm_layer *ly = &m->layers[l];
@@ -88,6 +185,7 @@ tfm_status tfm_model_init(tfm_model *m, const tfm_config *cfg) {
         if ((st = tfm_linear_init(&ly->fc_in, I, C, 1)) != TFM_OK) goto fail;
         if ((st = tfm_linear_init(&ly->fc_out, C, I, 1)) != TFM_OK) goto fail;
     }
+    if (encoder && (st = encoder_init(m, cfg)) != TFM_OK) goto fail;
     return TFM_OK;
 nomem:
     st = TFM_E_NOMEM;
@@ -111,21 +209,35 @@ void tfm_model_free(tfm_model *m) {
     tfm_linear_free(&m->wte);
     tfm_linear_free(&m->lm_head);
     free(m->wpe), free(m->lnf_w), free(m->lnf_b), free(m->layer_is_local);
+    encoder_free(&m->enc);
     memset(m, 0, sizeof *m);
 }
 
 tfm_status tfm_model_param_shape(const tfm_model *m, tfm_param p, int32_t *ndim, int64_t shape[2]) {
     const tfm_config *c = &m->cfg;
-    const int64_t C = c->hidden, I = c->inner, V = c->vocab;
-    uint32_t needed = is_per_layer(p) ? required_layer(c) : required_global(c);
+    const int64_t C = c->hidden, I = c->inner, V = c->vocab, E = tfm_embedding_width(c);
     if (p < 0 || p >= TFM_P_COUNT) return TFM_E_ARG;
+    uint64_t needed = is_per_layer(p) ? required_layer(c) : required_global(c);
     /* the untied head may also be given when tied (ignored), every other slot must be used */
-    if (!(needed & (1u << p)) && p != TFM_P_LM_HEAD) return TFM_E_ARG;
+    const int head_ok = p == TFM_P_LM_HEAD && (!tfm_arch_is_encoder(c->arch) || c->mlm_size > 0);
+    if (!(needed & BIT(p)) && !head_ok) return TFM_E_ARG;
     *ndim = 1;
     shape[1] = 0;
     switch (p) {
-    case TFM_P_WTE: case TFM_P_LM_HEAD: *ndim = 2; shape[0] = V; shape[1] = C; break;
-    case TFM_P_WPE: *ndim = 2; shape[0] = c->n_positions; shape[1] = C; break;
+    case TFM_P_WTE: *ndim = 2; shape[0] = V; shape[1] = E; break;
+    case TFM_P_LM_HEAD: *ndim = 2; shape[0] = V; shape[1] = tfm_arch_is_encoder(c->arch) ? c->mlm_size : C; break;
+    case TFM_P_WPE: *ndim = 2; shape[0] = c->n_positions; shape[1] = E; break;
+    case TFM_P_TOKEN_TYPE: *ndim = 2; shape[0] = c->type_vocab_size; shape[1] = E; break;
+    case TFM_P_EMB_LN_W: case TFM_P_EMB_LN_B: shape[0] = E; break;
+    case TFM_P_EMB_PROJ_W: *ndim = 2; shape[0] = C; shape[1] = E; break;
+    case TFM_P_POOL_W: case TFM_P_TOK_DENSE_W: *ndim = 2; shape[0] = C; shape[1] = C; break;
+    case TFM_P_SEQ_W: *ndim = 2; shape[0] = c->n_seq_labels; shape[1] = C; break;
+    case TFM_P_SEQ_B: shape[0] = c->n_seq_labels; break;
+    case TFM_P_MLM_DENSE_W: *ndim = 2; shape[0] = c->mlm_size; shape[1] = C; break;
+    case TFM_P_MLM_DENSE_B: case TFM_P_MLM_LN_W: case TFM_P_MLM_LN_B: shape[0] = c->mlm_size; break;
+    case TFM_P_MLM_BIAS: shape[0] = V; break;
+    case TFM_P_TOK_W: *ndim = 2; shape[0] = c->n_tok_labels; shape[1] = C; break;
+    case TFM_P_TOK_B: shape[0] = c->n_tok_labels; break;
     case TFM_P_QKV_W: *ndim = 2; shape[0] = 3 * C; shape[1] = C; break;
     case TFM_P_QKV_B: shape[0] = 3 * C; break;
     case TFM_P_Q_W: case TFM_P_K_W: case TFM_P_V_W: case TFM_P_ATTN_OUT_W:
@@ -154,16 +266,40 @@ tfm_status tfm_model_set_param(tfm_model *m, tfm_param p, int32_t layer, const v
     if (layout != 0 && layout != 1) return TFM_E_ARG;
     const int64_t C = m->cfg.hidden;
     tfm_layer *ly = is_per_layer(p) ? &m->layers[layer] : NULL;
+    tfm_encoder_weights *e = &m->enc;
+    const int64_t n = ndim == 2 ? es[0] * es[1] : es[0]; /* elements of the slot */
+    /* plain float tables and vectors have no [in][out] variant */
+    if (layout == 1 && (p == TFM_P_WPE || p == TFM_P_TOKEN_TYPE)) return TFM_E_ARG;
     switch (p) {
     case TFM_P_WTE: st = tfm_linear_set_rows(&m->wte, 0, src, dtype, es[0], layout); break;
     case TFM_P_LM_HEAD:
         if (m->cfg.tie_word_embeddings) return TFM_OK; /* tied: the embedding is the head */
         st = tfm_linear_set_rows(&m->lm_head, 0, src, dtype, es[0], layout);
         break;
-    case TFM_P_WPE:
-        if (layout == 1) return TFM_E_ARG;
-        tfm_convert_to_f32(m->wpe, src, dtype, es[0] * es[1]);
+    case TFM_P_WPE: tfm_convert_to_f32(m->wpe, src, dtype, n); break;
+    case TFM_P_TOKEN_TYPE: tfm_convert_to_f32(e->token_type, src, dtype, n); break;
+    case TFM_P_EMB_LN_W: tfm_convert_to_f32(e->ln_w, src, dtype, n); break;
+    case TFM_P_EMB_LN_B: tfm_convert_to_f32(e->ln_b, src, dtype, n); break;
+    case TFM_P_EMB_PROJ_W: st = tfm_linear_set_rows(&e->proj, 0, src, dtype, es[0], layout); break;
+    case TFM_P_EMB_PROJ_B: st = tfm_linear_set_bias(&e->proj, 0, src, dtype, n); break;
+    case TFM_P_POOL_W: st = tfm_linear_set_rows(&e->pool, 0, src, dtype, es[0], layout); break;
+    case TFM_P_POOL_B: st = tfm_linear_set_bias(&e->pool, 0, src, dtype, n); break;
+    case TFM_P_SEQ_W: st = tfm_linear_set_rows(&e->seq, 0, src, dtype, es[0], layout); break;
+    case TFM_P_SEQ_B: st = tfm_linear_set_bias(&e->seq, 0, src, dtype, n); break;
+    case TFM_P_MLM_DENSE_W: st = tfm_linear_set_rows(&e->mlm_dense, 0, src, dtype, es[0], layout); break;
+    case TFM_P_MLM_DENSE_B: st = tfm_linear_set_bias(&e->mlm_dense, 0, src, dtype, n); break;
+    case TFM_P_MLM_LN_W: tfm_convert_to_f32(e->mlm_ln_w, src, dtype, n); break;
+    case TFM_P_MLM_LN_B: tfm_convert_to_f32(e->mlm_ln_b, src, dtype, n); break;
+    case TFM_P_MLM_BIAS:
+        st = tfm_linear_set_bias(m->cfg.tie_word_embeddings ? &m->wte : &m->lm_head, 0, src, dtype, n);
         break;
+    case TFM_P_TOK_DENSE_W: st = tfm_linear_set_rows(&e->tok_dense, 0, src, dtype, es[0], layout); break;
+    case TFM_P_TOK_DENSE_B: st = tfm_linear_set_bias(&e->tok_dense, 0, src, dtype, n); break;
+    case TFM_P_TOK_W: st = tfm_linear_set_rows(&e->tok, 0, src, dtype, es[0], layout); break;
+    case TFM_P_TOK_B: st = tfm_linear_set_bias(&e->tok, 0, src, dtype, n); break;
+    case TFM_P_Q_B: st = tfm_linear_set_bias(&ly->qkv, 0, src, dtype, C); break;
+    case TFM_P_K_B: st = tfm_linear_set_bias(&ly->qkv, C, src, dtype, C); break;
+    case TFM_P_V_B: st = tfm_linear_set_bias(&ly->qkv, 2 * C, src, dtype, C); break;
     case TFM_P_LNF_W: tfm_convert_to_f32(m->lnf_w, src, dtype, C); break;
     case TFM_P_LNF_B: tfm_convert_to_f32(m->lnf_b, src, dtype, C); break;
     case TFM_P_LN1_W: tfm_convert_to_f32(ly->ln1_w, src, dtype, C); break;
@@ -185,23 +321,23 @@ tfm_status tfm_model_set_param(tfm_model *m, tfm_param p, int32_t layer, const v
     }
     if (st != TFM_OK) return st;
     if (ly)
-        ly->loaded |= 1u << p;
+        ly->loaded |= BIT(p);
     else
-        m->loaded |= 1u << p;
+        m->loaded |= BIT(p);
     return TFM_OK;
 }
 
 tfm_status tfm_model_check_loaded(const tfm_model *m, tfm_param *missing, int32_t *layer) {
-    uint32_t g = required_global(&m->cfg), lr = required_layer(&m->cfg);
+    uint64_t g = required_global(&m->cfg), lr = required_layer(&m->cfg);
     for (int p = 0; p < TFM_P_COUNT; p++)
-        if ((g & (1u << p)) && !(m->loaded & (1u << p))) {
+        if ((g & BIT(p)) && !(m->loaded & BIT(p))) {
             *missing = (tfm_param)p;
             *layer = -1;
             return TFM_E_STATE;
         }
     for (int32_t l = 0; l < m->cfg.n_layer; l++)
         for (int p = 0; p < TFM_P_COUNT; p++)
-            if ((lr & (1u << p)) && !(m->layers[l].loaded & (1u << p))) {
+            if ((lr & BIT(p)) && !(m->layers[l].loaded & BIT(p))) {
                 *missing = (tfm_param)p;
                 *layer = l;
                 return TFM_E_STATE;
@@ -218,6 +354,7 @@ static size_t cache_floats(const tfm_kv_cache *c, int64_t batch, int64_t cap) {
 
 tfm_status tfm_kv_cache_init(tfm_kv_cache *c, const tfm_model *m, int64_t batch, int64_t capacity) {
     memset(c, 0, sizeof *c);
+    if (tfm_arch_is_encoder(m->cfg.arch)) return TFM_E_ARG; /* encoders see the whole input at once */
     if (batch <= 0 || capacity <= 0 || capacity > m->cfg.n_positions) return TFM_E_ARG;
     c->n_layer = m->cfg.n_layer;
     c->n_head = m->cfg.n_head;
@@ -321,7 +458,13 @@ tfm_status tfm_workspace_init(tfm_workspace *w, const tfm_model *m, int64_t max_
     w->scratch = zalloc_floats((int64_t)tfm_max_threads() * max_ctx);
     w->k = zalloc_floats(max_rows * C);
     w->v = zalloc_floats(max_rows * C);
-    if (!w->x || !w->xn || !w->qkv || !w->ctx || !w->mlp || !w->scratch || !w->k || !w->v) {
+    int ok = w->x && w->xn && w->qkv && w->ctx && w->mlp && w->scratch && w->k && w->v;
+    if (ok && tfm_arch_is_encoder(m->cfg.arch)) {
+        int64_t width = tfm_embedding_width(&m->cfg) > C ? tfm_embedding_width(&m->cfg) : C;
+        if (m->cfg.mlm_size > width) width = m->cfg.mlm_size;
+        ok = (w->aux = zalloc_floats(max_rows * width)) != NULL;
+    }
+    if (!ok) {
         tfm_workspace_free(w);
         return TFM_E_NOMEM;
     }
@@ -330,6 +473,7 @@ tfm_status tfm_workspace_init(tfm_workspace *w, const tfm_model *m, int64_t max_
 
 void tfm_workspace_free(tfm_workspace *w) {
     free(w->x), free(w->xn), free(w->qkv), free(w->ctx), free(w->mlp), free(w->scratch), free(w->k), free(w->v);
+    free(w->aux);
     memset(w, 0, sizeof *w);
 }
 
@@ -393,54 +537,68 @@ static tfm_status check_forward(const tfm_model *m, const tfm_kv_cache *cache, c
     return TFM_OK;
 }
 
+/* One block, in place on ws->x. The ops and their order follow the PyTorch blocks exactly, so the
+ * post-LN path serves OpenAI GPT and every BERT-family encoder. */
+void tfm_layer_forward(const tfm_layer *ly, const tfm_config *cfg, tfm_workspace *ws, const tfm_block_args *a) {
+    const int64_t rows = a->B * a->T, C = cfg->hidden, NH = cfg->n_head, D = C / NH, I = cfg->inner;
+    float *x = ws->x, *xn = ws->xn;
+    /* attention sub-block */
+    const float *attn_in = x;
+    if (a->pre_ln) {
+        tfm_layernorm(xn, x, ly->ln1_w, ly->ln1_b, rows, C, cfg->ln_eps);
+        attn_in = xn;
+    }
+    tfm_linear_forward(ws->qkv, 3 * C, attn_in, C, &ly->qkv, rows);
+    store_kv(a->k, a->v, a->cap, ws->qkv, a->B, a->T, a->P, NH, D);
+    tfm_attention(ws->ctx, a->probs, ws->qkv, 3 * C, a->k, a->v, a->cap, a->mask, a->B, a->T, a->P, NH, D, a->scale,
+                  a->causal, a->window, ws->scratch);
+    tfm_linear_forward(xn, C, ws->ctx, C, &ly->attn_out, rows);
+    add_inplace(x, xn, rows * C);
+    if (!a->pre_ln) tfm_layernorm(x, x, ly->ln1_w, ly->ln1_b, rows, C, cfg->ln_eps);
+    /* MLP sub-block */
+    const float *mlp_in = x;
+    if (a->pre_ln) {
+        tfm_layernorm(xn, x, ly->ln2_w, ly->ln2_b, rows, C, cfg->ln_eps);
+        mlp_in = xn;
+    }
+    tfm_linear_forward(ws->mlp, I, mlp_in, C, &ly->fc_in, rows);
+    tfm_activation(ws->mlp, rows * I, (tfm_act)cfg->act);
+    tfm_linear_forward(xn, C, ws->mlp, I, &ly->fc_out, rows);
+    add_inplace(x, xn, rows * C);
+    if (!a->pre_ln) tfm_layernorm(x, x, ly->ln2_w, ly->ln2_b, rows, C, cfg->ln_eps);
+}
+
 tfm_status tfm_model_forward(const tfm_model *m, tfm_kv_cache *cache, tfm_workspace *ws, const tfm_forward_args *a) {
+    if (tfm_arch_is_encoder(m->cfg.arch)) return TFM_E_ARG; /* tfm_encoder_forward */
     tfm_status st = check_forward(m, cache, ws, a);
     if (st != TFM_OK) return st;
     const tfm_config *cfg = &m->cfg;
     const int64_t B = a->B, T = a->T, rows = B * T;
-    const int64_t C = cfg->hidden, NH = cfg->n_head, D = C / NH, I = cfg->inner, V = cfg->vocab;
+    const int64_t C = cfg->hidden, NH = cfg->n_head, D = C / NH, V = cfg->vocab;
     const int64_t P = cache ? cache->length : 0, S = P + T;
-    const int pre_ln = cfg->arch != TFM_ARCH_OPENAI_GPT;
     const int64_t layer_floats = cache ? B * NH * cache->capacity * D : 0;
-    float *x = ws->x, *xn = ws->xn;
+    float *x = ws->x;
 
     embed(m, x, a, P);
     for (int64_t l = 0; l < cfg->n_layer; l++) {
-        const tfm_layer *ly = &m->layers[l];
         if (a->hidden_states) memcpy(a->hidden_states + l * rows * C, x, (size_t)(rows * C) * sizeof(float));
-        /* attention sub-block */
-        const float *attn_in = x;
-        if (pre_ln) {
-            tfm_layernorm(xn, x, ly->ln1_w, ly->ln1_b, rows, C, cfg->ln_eps);
-            attn_in = xn;
-        }
-        tfm_linear_forward(ws->qkv, 3 * C, attn_in, C, &ly->qkv, rows);
-        float *kc = cache ? cache->k + l * layer_floats : ws->k;
-        float *vc = cache ? cache->v + l * layer_floats : ws->v;
-        int64_t cap = cache ? cache->capacity : T;
-        store_kv(kc, vc, cap, ws->qkv, B, T, P, NH, D);
         float scale = 1.0f;
         if (cfg->arch != TFM_ARCH_GPT_NEO && (cfg->scale_attn_weights || cfg->arch == TFM_ARCH_OPENAI_GPT))
             scale /= sqrtf((float)D);
         if (cfg->scale_attn_by_inverse_layer_idx) scale /= (float)(l + 1);
-        int64_t window = (m->layer_is_local && m->layer_is_local[l]) ? cfg->window_size : 0;
-        float *probs = a->attentions ? a->attentions + l * B * NH * T * S : NULL;
-        tfm_attention(ws->ctx, probs, ws->qkv, 3 * C, kc, vc, cap, a->attention_mask, B, T, P, NH, D, scale, 1,
-                      window, ws->scratch);
-        tfm_linear_forward(xn, C, ws->ctx, C, &ly->attn_out, rows);
-        add_inplace(x, xn, rows * C);
-        if (!pre_ln) tfm_layernorm(x, x, ly->ln1_w, ly->ln1_b, rows, C, cfg->ln_eps);
-        /* MLP sub-block */
-        const float *mlp_in = x;
-        if (pre_ln) {
-            tfm_layernorm(xn, x, ly->ln2_w, ly->ln2_b, rows, C, cfg->ln_eps);
-            mlp_in = xn;
-        }
-        tfm_linear_forward(ws->mlp, I, mlp_in, C, &ly->fc_in, rows);
-        tfm_activation(ws->mlp, rows * I, (tfm_act)cfg->act);
-        tfm_linear_forward(xn, C, ws->mlp, I, &ly->fc_out, rows);
-        add_inplace(x, xn, rows * C);
-        if (!pre_ln) tfm_layernorm(x, x, ly->ln2_w, ly->ln2_b, rows, C, cfg->ln_eps);
+        tfm_block_args ba = {
+            .B = B, .T = T, .P = P,
+            .k = cache ? cache->k + l * layer_floats : ws->k,
+            .v = cache ? cache->v + l * layer_floats : ws->v,
+            .cap = cache ? cache->capacity : T,
+            .mask = a->attention_mask,
+            .scale = scale,
+            .causal = 1,
+            .window = (m->layer_is_local && m->layer_is_local[l]) ? cfg->window_size : 0,
+            .pre_ln = cfg->arch != TFM_ARCH_OPENAI_GPT,
+            .probs = a->attentions ? a->attentions + l * B * NH * T * S : NULL,
+        };
+        tfm_layer_forward(&m->layers[l], cfg, ws, &ba);
     }
     if (cfg->arch == TFM_ARCH_GPT2 || cfg->arch == TFM_ARCH_GPT_NEO)
         tfm_layernorm(x, x, m->lnf_w, m->lnf_b, rows, C, cfg->ln_eps);

@@ -8,7 +8,10 @@
  * Conventions (numpy's compiled_base.c style): per-module state holds the heap types (multi-phase
  * init); every PyArrayObject* starts NULL and one `fail:` label releases them.
  *
- * Objects: Model (weights of one decoder), KVCache (past keys/values of one model).
+ * Objects: Model (weights of one decoder or encoder), KVCache (past keys/values of one decoder).
+ * Encoders share Model: loading (set_param, param_shape, missing) is the same code for every
+ * architecture; only the call differs — `forward` (decoders, with a cache) vs `encode` (encoders,
+ * with heads) — so one type with two methods beats two types duplicating the loading half.
  * Thread safety: a Model is immutable once loading is done; any number of threads may run
  * forward on it at once. A KVCache is mutable and refuses a second concurrent user.
  */
@@ -134,29 +137,51 @@ typedef struct {
 static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"arch", "n_layer", "n_head", "hidden", "inner", "vocab", "n_positions", "act",
                              "ln_eps", "scale_attn_weights", "scale_attn_by_inverse_layer_idx",
-                             "tie_word_embeddings", "window_size", "layer_is_local", NULL};
+                             "tie_word_embeddings", "window_size", "layer_is_local",
+                             /* encoder section (tfm_config) */
+                             "embedding_size", "type_vocab_size", "pad_token_id", "layer_map", "hidden_every",
+                             "pooler_act", "n_seq_labels", "mlm_size", "mlm_act", "n_tok_labels", "tok_act", NULL};
     tfm_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    PyObject *local = Py_None;
+    PyObject *local = Py_None, *map_o = Py_None;
     cfg.scale_attn_weights = 1;
     cfg.tie_word_embeddings = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiiiiii|fpppiO", kwlist, &cfg.arch, &cfg.n_layer, &cfg.n_head,
-                                     &cfg.hidden, &cfg.inner, &cfg.vocab, &cfg.n_positions, &cfg.act, &cfg.ln_eps,
-                                     &cfg.scale_attn_weights, &cfg.scale_attn_by_inverse_layer_idx,
-                                     &cfg.tie_word_embeddings, &cfg.window_size, &local))
+    cfg.pooler_act = -1;
+    cfg.tok_act = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiiiiii|fpppiO$iiiOiiiiiii", kwlist, &cfg.arch, &cfg.n_layer,
+                                     &cfg.n_head, &cfg.hidden, &cfg.inner, &cfg.vocab, &cfg.n_positions, &cfg.act,
+                                     &cfg.ln_eps, &cfg.scale_attn_weights, &cfg.scale_attn_by_inverse_layer_idx,
+                                     &cfg.tie_word_embeddings, &cfg.window_size, &local, &cfg.embedding_size,
+                                     &cfg.type_vocab_size, &cfg.pad_token_id, &map_o, &cfg.hidden_every,
+                                     &cfg.pooler_act, &cfg.n_seq_labels, &cfg.mlm_size, &cfg.mlm_act,
+                                     &cfg.n_tok_labels, &cfg.tok_act))
         return -1;
     if (self->initialised) {
         PyErr_SetString(PyExc_RuntimeError, "Model is already initialised");
         return -1;
     }
-    PyArrayObject *loc = NULL;
+    PyArrayObject *loc = NULL, *map = NULL;
+    if (map_o != Py_None) {
+        if (!(map = as_i32(map_o, "layer_map", 0, cfg.n_layer))) return -1;
+        if (PyArray_NDIM(map) != 1 || PyArray_SIZE(map) < 1) {
+            PyErr_SetString(PyExc_ValueError, "layer_map must be a non-empty 1-D array of block indices");
+            Py_DECREF(map);
+            return -1;
+        }
+        cfg.n_apply = (int32_t)PyArray_SIZE(map);
+        cfg.layer_map = (const int32_t *)PyArray_DATA(map);
+    }
     if (local != Py_None) {
         loc = as_i32(local, "layer_is_local", 0, 2);
-        if (!loc) return -1;
+        if (!loc) {
+            Py_XDECREF(map);
+            return -1;
+        }
         if (PyArray_SIZE(loc) != cfg.n_layer) {
             PyErr_Format(PyExc_ValueError, "layer_is_local has %zd entries, expected n_layer = %d",
                          (Py_ssize_t)PyArray_SIZE(loc), cfg.n_layer);
             Py_DECREF(loc);
+            Py_XDECREF(map);
             return -1;
         }
         cfg.layer_is_local = (const int32_t *)PyArray_DATA(loc);
@@ -166,10 +191,12 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
     st = tfm_model_init(&self->model, &cfg);
     Py_END_ALLOW_THREADS
     Py_XDECREF(loc);
+    Py_XDECREF(map);
     if (st == TFM_E_ARG) {
         PyErr_SetString(PyExc_ValueError,
                         "invalid model configuration (sizes must be positive, hidden divisible by n_head, "
-                        "activation and architecture codes known)");
+                        "activation and architecture codes known; encoders: heads consistent, a tied MLM "
+                        "decoder as wide as the embeddings, layer_map inside [0, n_layer))");
         return -1;
     }
     if (st != TFM_OK) {
@@ -274,6 +301,10 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kw) 
         !model_ready(self))
         return NULL;
     const tfm_config *cfg = &self->model.cfg;
+    if (tfm_arch_is_encoder(cfg->arch)) {
+        PyErr_SetString(PyExc_TypeError, "forward() runs decoders; this model is an encoder: use encode()");
+        return NULL;
+    }
     PyArrayObject *ids = NULL, *mask = NULL, *pos = NULL, *tt = NULL;
     PyArrayObject *logits = NULL, *hs = NULL, *attn = NULL, *last = NULL;
     PyObject *result = NULL;
@@ -416,10 +447,158 @@ fail:
     return result;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Model.encode: the encoder forward (BERT family) and its heads
+ * ------------------------------------------------------------------------------------------- */
+
+/* An optional [B][T] integer input with values in [lo, hi); NULL with no error when obj is None. */
+static PyArrayObject *as_bt_i32(PyObject *obj, const char *name, int64_t lo, int64_t hi, int64_t B, int64_t T,
+                                int *failed) {
+    *failed = 0;
+    if (obj == Py_None) return NULL;
+    PyArrayObject *a = as_i32(obj, name, lo, hi);
+    if (a && (PyArray_NDIM(a) != 2 || PyArray_DIM(a, 0) != B || PyArray_DIM(a, 1) != T)) {
+        PyErr_Format(PyExc_ValueError, "%s must have shape (%lld, %lld) like input_ids", name, (long long)B,
+                     (long long)T);
+        Py_CLEAR(a);
+    }
+    if (!a) *failed = 1;
+    return a;
+}
+
+/* A new float32 array of the given shape, or NULL (no error) when not wanted. */
+static PyArrayObject *new_output(int wanted, int nd, npy_intp *dims, int *failed) {
+    if (!wanted) return NULL;
+    PyArrayObject *a = (PyArrayObject *)PyArray_SimpleNew(nd, dims, NPY_FLOAT32);
+    if (!a) *failed = 1;
+    return a;
+}
+
+/* encode(input_ids, attention_mask=None, position_ids=None, token_type_ids=None, hidden_states=False,
+ *        attentions=False, last_hidden=True, pooled=False, seq_logits=False, mlm_logits=False,
+ *        tok_logits=False) -> dict with the requested outputs:
+ *   last_hidden_state [B,T,C], hidden_states [n_apply/hidden_every+1,B,T,C], attentions [n_apply,B,NH,T,T],
+ *   pooled [B,C], seq_logits [B,NS], mlm_logits [B,T,V], tok_logits [B,T,NT]. */
+static PyObject *Model_encode(ModelObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"input_ids", "attention_mask", "position_ids", "token_type_ids", "hidden_states",
+                             "attentions", "last_hidden", "pooled", "seq_logits", "mlm_logits", "tok_logits", NULL};
+    PyObject *ids_o, *mask_o = Py_None, *pos_o = Py_None, *tt_o = Py_None;
+    int want[7] = {0, 0, 1, 0, 0, 0, 0}; /* hidden_states, attentions, last, pooled, seq, mlm, tok */
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOppppppp", kwlist, &ids_o, &mask_o, &pos_o, &tt_o, &want[0],
+                                     &want[1], &want[2], &want[3], &want[4], &want[5], &want[6]) ||
+        !model_ready(self))
+        return NULL;
+    const tfm_config *cfg = &self->model.cfg;
+    if (!tfm_arch_is_encoder(cfg->arch)) {
+        PyErr_SetString(PyExc_TypeError, "encode() runs encoders; this model is a decoder: use forward()");
+        return NULL;
+    }
+    static const char *const head_names[4] = {"a pooler", "a sequence classifier", "an MLM head",
+                                              "a token classifier"};
+    const int have[4] = {cfg->pooler_act >= 0, cfg->n_seq_labels > 0, cfg->mlm_size > 0, cfg->n_tok_labels > 0};
+    for (int i = 0; i < 4; i++)
+        if (want[3 + i] && !have[i]) {
+            PyErr_Format(PyExc_ValueError, "encode: this model was built without %s", head_names[i]);
+            return NULL;
+        }
+    PyArrayObject *ids = NULL, *mask = NULL, *pos = NULL, *tt = NULL;
+    PyArrayObject *out[7] = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    static const char *const out_names[7] = {"hidden_states", "attentions", "last_hidden_state", "pooled",
+                                             "seq_logits", "mlm_logits", "tok_logits"};
+    PyObject *result = NULL;
+    int failed = 0;
+    tfm_workspace ws;
+    memset(&ws, 0, sizeof ws);
+    if (!(ids = as_i32(ids_o, "input_ids", 0, cfg->vocab))) goto fail;
+    if (PyArray_NDIM(ids) != 2 || PyArray_DIM(ids, 0) < 1 || PyArray_DIM(ids, 1) < 1) {
+        PyErr_SetString(PyExc_ValueError, "input_ids must be a non-empty 2-D array [batch, seq]");
+        goto fail;
+    }
+    const int64_t B = PyArray_DIM(ids, 0), T = PyArray_DIM(ids, 1);
+    /* default positions are 0..T-1, except RoBERTa's, which skip pads (checked in the core) */
+    if (T > cfg->n_positions && pos_o == Py_None && cfg->arch != TFM_ARCH_ROBERTA) {
+        PyErr_Format(PyExc_ValueError, "sequence length %lld exceeds the model's maximum of %d positions",
+                     (long long)T, cfg->n_positions);
+        goto fail;
+    }
+    if (tt_o != Py_None && cfg->type_vocab_size == 0) {
+        PyErr_SetString(PyExc_ValueError, "this model has no token type embeddings: token_type_ids must be None");
+        goto fail;
+    }
+    mask = as_bt_i32(mask_o, "attention_mask", 0, 2, B, T, &failed);
+    if (!failed) pos = as_bt_i32(pos_o, "position_ids", 0, cfg->n_positions, B, T, &failed);
+    if (!failed) tt = as_bt_i32(tt_o, "token_type_ids", 0, cfg->type_vocab_size, B, T, &failed);
+    if (failed) goto fail;
+    /* outputs, allocated before compute */
+    const int64_t C = cfg->hidden, NH = cfg->n_head;
+    const int64_t n_apply = cfg->n_apply > 0 ? cfg->n_apply : cfg->n_layer;
+    const int64_t every = cfg->hidden_every > 0 ? cfg->hidden_every : 1;
+    npy_intp d_hs[4] = {n_apply / every + 1, B, T, C}, d_attn[5] = {n_apply, B, NH, T, T}, d_last[3] = {B, T, C};
+    npy_intp d_pool[2] = {B, C}, d_seq[2] = {B, cfg->n_seq_labels}, d_mlm[3] = {B, T, cfg->vocab};
+    npy_intp d_tok[3] = {B, T, cfg->n_tok_labels};
+    out[0] = new_output(want[0], 4, d_hs, &failed);
+    out[1] = new_output(want[1], 5, d_attn, &failed);
+    out[2] = new_output(want[2], 3, d_last, &failed);
+    out[3] = new_output(want[3], 2, d_pool, &failed);
+    out[4] = new_output(want[4], 2, d_seq, &failed);
+    out[5] = new_output(want[5], 3, d_mlm, &failed);
+    out[6] = new_output(want[6], 3, d_tok, &failed);
+    if (failed) goto fail;
+#define OUT_PTR(i) (out[i] ? (float *)PyArray_DATA(out[i]) : NULL)
+    tfm_encoder_args ea = {
+        .input_ids = (const int32_t *)PyArray_DATA(ids),
+        .attention_mask = mask ? (const int32_t *)PyArray_DATA(mask) : NULL,
+        .position_ids = pos ? (const int32_t *)PyArray_DATA(pos) : NULL,
+        .token_type_ids = tt ? (const int32_t *)PyArray_DATA(tt) : NULL,
+        .B = B,
+        .T = T,
+        .hidden_states = OUT_PTR(0),
+        .attentions = OUT_PTR(1),
+        .last_hidden = OUT_PTR(2),
+        .pooled = OUT_PTR(3),
+        .seq_logits = OUT_PTR(4),
+        .mlm_logits = OUT_PTR(5),
+        .tok_logits = OUT_PTR(6),
+    };
+#undef OUT_PTR
+    tfm_status st;
+    self->active++;
+    Py_BEGIN_ALLOW_THREADS
+    st = tfm_workspace_init(&ws, &self->model, B * T, T);
+    if (st == TFM_OK) st = tfm_encoder_forward(&self->model, &ws, &ea);
+    tfm_workspace_free(&ws);
+    Py_END_ALLOW_THREADS
+    self->active--;
+    if (st == TFM_E_RANGE) {
+        /* ids, types and given positions were checked above: only computed positions are left */
+        PyErr_Format(PyExc_ValueError, "position ids computed from input_ids reach past the model's %d positions",
+                     cfg->n_positions);
+        goto fail;
+    }
+    if (st != TFM_OK) {
+        raise_status(st, "encode");
+        goto fail;
+    }
+    if (!(result = PyDict_New())) goto fail;
+    for (int i = 0; i < 7; i++)
+        if (out[i] && PyDict_SetItemString(result, out_names[i], (PyObject *)out[i]) < 0) {
+            Py_CLEAR(result);
+            break;
+        }
+fail:
+    Py_XDECREF(ids), Py_XDECREF(mask), Py_XDECREF(pos), Py_XDECREF(tt);
+    for (int i = 0; i < 7; i++) Py_XDECREF(out[i]);
+    return result;
+}
+
 static PyObject *Model_new_cache(ModelObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"batch", "capacity", NULL};
     long long batch, capacity;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "LL", kwlist, &batch, &capacity) || !model_ready(self)) return NULL;
+    if (tfm_arch_is_encoder(self->model.cfg.arch)) {
+        PyErr_SetString(PyExc_TypeError, "encoders have no KV cache");
+        return NULL;
+    }
     if (batch < 1 || capacity < 1 || capacity > self->model.cfg.n_positions) {
         PyErr_Format(PyExc_ValueError, "cache needs batch >= 1 and 1 <= capacity <= %d", self->model.cfg.n_positions);
         return NULL;
@@ -444,6 +623,10 @@ static PyMethodDef Model_methods[] = {
      "hidden_states=False, attentions=False, last_hidden=False) -> dict of arrays"},
     {"new_cache", (PyCFunction)(void (*)(void))Model_new_cache, METH_VARARGS | METH_KEYWORDS,
      "new_cache(batch, capacity) -> KVCache"},
+    {"encode", (PyCFunction)(void (*)(void))Model_encode, METH_VARARGS | METH_KEYWORDS,
+     "encode(input_ids, attention_mask=None, position_ids=None, token_type_ids=None, hidden_states=False, "
+     "attentions=False, last_hidden=True, pooled=False, seq_logits=False, mlm_logits=False, tok_logits=False) "
+     "-> dict of arrays (encoders)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -453,7 +636,7 @@ static PyGetSetDef Model_getset[] = {
 };
 
 static PyType_Slot Model_slots[] = {
-    {Py_tp_doc, "Weights of one decoder-only transformer, owned by the C core."},
+    {Py_tp_doc, "Weights of one transformer (decoder or encoder), owned by the C core."},
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_init, Model_init},
     {Py_tp_dealloc, Model_dealloc},
@@ -756,7 +939,7 @@ static int parse_processors(GeneratorObject *g, PyObject *list, int32_t V) {
     return 0;
 }
 
-static PyArrayObject *new_output(GeneratorObject *g, const char *name, int nd, npy_intp *dims, int type) {
+static PyArrayObject *generator_output(GeneratorObject *g, const char *name, int nd, npy_intp *dims, int type) {
     PyArrayObject *a = (PyArrayObject *)PyArray_ZEROS(nd, dims, type, 0);
     if (!a) return NULL;
     if (PyDict_SetItemString(g->outputs, name, (PyObject *)a) < 0) {
@@ -840,43 +1023,43 @@ static int Generator_init(GeneratorObject *g, PyObject *args, PyObject *kw) {
     const int64_t M = max_length - P, S = g->cfg.n_procs + 1;
     npy_intp d_seq[2] = {N, max_length}, d_n[1] = {N}, d_nm[2] = {N, M};
     PyArrayObject *a;
-    if (!(a = new_output(g, "sequences", 2, d_seq, NPY_INT32))) return -1;
+    if (!(a = generator_output(g, "sequences", 2, d_seq, NPY_INT32))) return -1;
     g->out.sequences = PyArray_DATA(a);
-    if (!(a = new_output(g, "sequences_scores", 1, d_n, NPY_FLOAT32))) return -1;
+    if (!(a = generator_output(g, "sequences_scores", 1, d_n, NPY_FLOAT32))) return -1;
     g->out.seq_scores = PyArray_DATA(a);
-    if (!(a = new_output(g, "token_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
+    if (!(a = generator_output(g, "token_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
     g->out.token_logprobs = PyArray_DATA(a);
-    if (!(a = new_output(g, "raw_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
+    if (!(a = generator_output(g, "raw_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
     g->out.raw_logprobs = PyArray_DATA(a);
-    if (!(a = new_output(g, "beam_indices", 2, d_nm, NPY_INT32))) return -1;
+    if (!(a = generator_output(g, "beam_indices", 2, d_nm, NPY_INT32))) return -1;
     g->out.beam_indices = PyArray_DATA(a);
     if (PyObject_IsTrue(PyDict_GetItemString(want_d, "scores") ? PyDict_GetItemString(want_d, "scores") : Py_False)) {
         npy_intp d[3] = {M, R, V};
-        if (!(a = new_output(g, "scores", 3, d, NPY_FLOAT32))) return -1;
+        if (!(a = generator_output(g, "scores", 3, d, NPY_FLOAT32))) return -1;
         g->out.scores = PyArray_DATA(a);
     }
     if (tn > 0 && W == 0) {
         npy_intp d4[4] = {M, R, S, tn}, d3[3] = {M, R, S};
-        if (!(a = new_output(g, "trace_ids", 4, d4, NPY_INT32))) return -1;
+        if (!(a = generator_output(g, "trace_ids", 4, d4, NPY_INT32))) return -1;
         g->out.trace_ids = PyArray_DATA(a);
-        if (!(a = new_output(g, "trace_probs", 4, d4, NPY_FLOAT32))) return -1;
+        if (!(a = generator_output(g, "trace_probs", 4, d4, NPY_FLOAT32))) return -1;
         g->out.trace_probs = PyArray_DATA(a);
-        if (!(a = new_output(g, "trace_kept", 3, d3, NPY_INT32))) return -1;
+        if (!(a = generator_output(g, "trace_kept", 3, d3, NPY_INT32))) return -1;
         g->out.trace_kept = PyArray_DATA(a);
-        if (!(a = new_output(g, "trace_mass", 3, d3, NPY_FLOAT32))) return -1;
+        if (!(a = generator_output(g, "trace_mass", 3, d3, NPY_FLOAT32))) return -1;
         g->out.trace_mass = PyArray_DATA(a);
     }
     if (tn > 0 && W > 0) {
         npy_intp d[3] = {M, B, W};
-        if (!(a = new_output(g, "tree_parent", 3, d, NPY_INT32))) return -1;
+        if (!(a = generator_output(g, "tree_parent", 3, d, NPY_INT32))) return -1;
         g->out.tree_parent = PyArray_DATA(a);
-        if (!(a = new_output(g, "tree_token", 3, d, NPY_INT32))) return -1;
+        if (!(a = generator_output(g, "tree_token", 3, d, NPY_INT32))) return -1;
         g->out.tree_token = PyArray_DATA(a);
-        if (!(a = new_output(g, "tree_score", 3, d, NPY_FLOAT32))) return -1;
+        if (!(a = generator_output(g, "tree_score", 3, d, NPY_FLOAT32))) return -1;
         g->out.tree_score = PyArray_DATA(a);
-        if (!(a = new_output(g, "tree_final", 3, d, NPY_FLOAT32))) return -1;
+        if (!(a = generator_output(g, "tree_final", 3, d, NPY_FLOAT32))) return -1;
         g->out.tree_final = PyArray_DATA(a);
-        if (!(a = new_output(g, "tree_flags", 3, d, NPY_INT32))) return -1;
+        if (!(a = generator_output(g, "tree_flags", 3, d, NPY_INT32))) return -1;
         g->out.tree_flags = PyArray_DATA(a);
     }
     tfm_status st;
@@ -1970,6 +2153,45 @@ static PyMethodDef module_methods[] = {
 /* ---------------------------------------------------------------------------------------------
  * Module: multi-phase init, per-module state
  * ------------------------------------------------------------------------------------------- */
+/* Names of the tfm_param slots and tfm_arch codes, exported as dicts so Python does not hard-code them. */
+typedef struct {
+    const char *name;
+    int value;
+} named_code;
+#define SLOT(name) {#name, TFM_P_##name}
+static const named_code slot_names[] = {
+    SLOT(WTE), SLOT(WPE), SLOT(LNF_W), SLOT(LNF_B), SLOT(LM_HEAD), SLOT(LN1_W), SLOT(LN1_B), SLOT(QKV_W),
+    SLOT(QKV_B), SLOT(Q_W), SLOT(K_W), SLOT(V_W), SLOT(ATTN_OUT_W), SLOT(ATTN_OUT_B), SLOT(LN2_W), SLOT(LN2_B),
+    SLOT(FC_IN_W), SLOT(FC_IN_B), SLOT(FC_OUT_W), SLOT(FC_OUT_B), SLOT(Q_B), SLOT(K_B), SLOT(V_B),
+    SLOT(TOKEN_TYPE), SLOT(EMB_LN_W), SLOT(EMB_LN_B), SLOT(EMB_PROJ_W), SLOT(EMB_PROJ_B), SLOT(POOL_W),
+    SLOT(POOL_B), SLOT(SEQ_W), SLOT(SEQ_B), SLOT(MLM_DENSE_W), SLOT(MLM_DENSE_B), SLOT(MLM_LN_W), SLOT(MLM_LN_B),
+    SLOT(MLM_BIAS), SLOT(TOK_DENSE_W), SLOT(TOK_DENSE_B), SLOT(TOK_W), SLOT(TOK_B),
+};
+#undef SLOT
+#define ARCH(name) {#name, TFM_ARCH_##name}
+static const named_code arch_names[] = {
+    ARCH(GPT2),    ARCH(OPENAI_GPT), ARCH(GPT_NEO),    ARCH(BERT),
+    ARCH(ROBERTA), ARCH(ALBERT),     ARCH(DISTILBERT), ARCH(ELECTRA),
+};
+#undef ARCH
+
+static int add_code_dict(PyObject *m, const char *attr, const named_code *table, size_t n) {
+    PyObject *d = PyDict_New();
+    if (!d) return -1;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLong(table[i].value);
+        if (!v || PyDict_SetItemString(d, table[i].name, v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    int rc = PyModule_AddObjectRef(m, attr, d);
+    Py_DECREF(d);
+    return rc;
+}
+
 static int module_exec(PyObject *m) {
     import_array1(-1);
     module_state *s = get_state(m);
@@ -1979,6 +2201,10 @@ static int module_exec(PyObject *m) {
     if (!s->cache_type || PyModule_AddType(m, s->cache_type) < 0) return -1;
     s->generator_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Generator_spec, NULL);
     if (!s->generator_type || PyModule_AddType(m, s->generator_type) < 0) return -1;
+    _Static_assert(sizeof slot_names / sizeof slot_names[0] == TFM_P_COUNT, "every tfm_param slot is named");
+    if (add_code_dict(m, "param_slots", slot_names, TFM_P_COUNT) < 0 ||
+        add_code_dict(m, "archs", arch_names, sizeof arch_names / sizeof arch_names[0]) < 0)
+        return -1;
     tfm_isa isa = tfm_select_isa(TFM_ISA_AUTO);
     if (PyModule_AddStringConstant(m, "isa", tfm_isa_name(isa)) < 0) return -1;
     return 0;

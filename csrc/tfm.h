@@ -4,10 +4,13 @@
  *   B batch rows, T tokens given in this call, P positions already in the KV cache, S = P + T,
  *   C hidden width, NH attention heads, D = C / NH head width, I MLP width, V vocabulary,
  *   L layer applications, NP max positions.
+ *   Encoders add: E embedding width, TV token-type rows, E' MLM transform width, NS sequence labels,
+ *   NT token labels.
  *
  * Layers of the house (arrows point one way):
- *   kernels (kernels.c, simd_*.c: math on raw arrays) → models (model.c: weights, KV cache, forward
- *   passes as sequences of kernel calls) → decoding (sampling.c, generate.c) → binding (module.c,
+ *   kernels (kernels.c, simd_*.c: math on raw arrays) → models (model.c: weights, KV cache, decoder
+ *   forward; encoder.c: encoder forward and its heads; both sequences of kernel calls)
+ *   → decoding (sampling.c, generate.c) → binding (module.c,
  *   the only file that includes Python.h / NumPy) → Python package.
  *
  * What the core does not do: read files, print, exit, or keep global mutable state (the kernel
@@ -125,7 +128,17 @@ typedef enum {
     TFM_ARCH_GPT2 = 1,       /* pre-LN, final ln_f, learned positions */
     TFM_ARCH_OPENAI_GPT = 2, /* post-LN, no final norm */
     TFM_ARCH_GPT_NEO = 3,    /* pre-LN, unscaled attention, global/local layers, q/k/v without bias */
+    /* Encoders (encoder.c): bidirectional post-LN blocks, embeddings LayerNorm, optional heads. The
+     * family members differ only in config fields, except RoBERTa's default position ids. */
+    TFM_ARCH_BERT = 4,
+    TFM_ARCH_ROBERTA = 5,    /* positions count from pad_token_id + 1 over non-pad tokens */
+    TFM_ARCH_ALBERT = 6,     /* E → C projection; shared layers applied through layer_map */
+    TFM_ARCH_DISTILBERT = 7, /* no token types (type_vocab_size 0) */
+    TFM_ARCH_ELECTRA = 8,    /* E → C projection when E ≠ C */
 } tfm_arch;
+
+/* 1 for the encoder architectures (TFM_ARCH_BERT .. TFM_ARCH_ELECTRA). */
+int tfm_arch_is_encoder(int32_t arch);
 
 /* The blueprint. Filled by Python from config.json; validated by tfm_model_init. */
 typedef struct {
@@ -143,7 +156,26 @@ typedef struct {
     int32_t tie_word_embeddings;             /* LM head = token embedding */
     int32_t window_size;                     /* GPT-Neo local attention window */
     const int32_t *layer_is_local;           /* [L] GPT-Neo: 1 = local layer; copied at init; may be NULL */
+
+    /* ---- encoder section (zero / −1 for decoders) ---------------------------------------------
+     * n_layer counts the physical blocks; an encoder may apply them more than once (ALBERT). */
+    int32_t embedding_size;  /* E: width of the embedding tables (0 = C); E ≠ C adds a projection E → C */
+    int32_t type_vocab_size; /* TV: token-type rows (0 = no token types, DistilBERT) */
+    int32_t pad_token_id;    /* RoBERTa: id whose positions are pad_token_id; others count from it + 1 */
+    int32_t n_apply;         /* block applications (0 = n_layer) */
+    const int32_t *layer_map;/* [n_apply] physical block of each application; copied; NULL = identity */
+    int32_t hidden_every;    /* hidden_states recorded after every k-th application (0 = 1; ALBERT: inner groups) */
+    /* heads, each optional; all read the final hidden state h [B·T][C] */
+    int32_t pooler_act;      /* tfm_act of the CLS dense (pooler / classification-head dense), −1 = none */
+    int32_t n_seq_labels;    /* NS: classifier on the pooled CLS vector (NSP, SOP, sequence classes), 0 = none */
+    int32_t mlm_size;        /* E': MLM transform width (0 = no MLM head); tied decoder needs E' = E */
+    int32_t mlm_act;         /* tfm_act of the MLM transform */
+    int32_t n_tok_labels;    /* NT: per-token classifier (token classes, ELECTRA discriminator), 0 = none */
+    int32_t tok_act;         /* tfm_act of a per-token dense before that classifier, −1 = none */
 } tfm_config;
+
+/* Width of the embedding tables: E for an encoder that sets embedding_size, else C. */
+int64_t tfm_embedding_width(const tfm_config *c);
 
 /* Parameter slots; `layer` selects the block for per-layer slots. Shapes are [out][in] for
  * matrices (layout 1 in tfm_model_set_param means the source is [in][out], GPT Conv1D). */
@@ -168,6 +200,29 @@ typedef enum {
     TFM_P_FC_IN_B,     /* [I] */
     TFM_P_FC_OUT_W,    /* [C][I] */
     TFM_P_FC_OUT_B,    /* [C] */
+    /* encoder slots (per layer) */
+    TFM_P_Q_B,         /* [C] bias rows 0..C of the fused q|k|v */
+    TFM_P_K_B,         /* [C] */
+    TFM_P_V_B,         /* [C] */
+    /* encoder slots (global). The MLM decoder, when untied, uses TFM_P_LM_HEAD with shape [V][E']. */
+    TFM_P_TOKEN_TYPE,  /* [TV][E] token-type embedding */
+    TFM_P_EMB_LN_W,    /* [E] embeddings LayerNorm */
+    TFM_P_EMB_LN_B,    /* [E] */
+    TFM_P_EMB_PROJ_W,  /* [C][E] ALBERT embedding_hidden_mapping_in, ELECTRA embeddings_project */
+    TFM_P_EMB_PROJ_B,  /* [C] */
+    TFM_P_POOL_W,      /* [C][C] CLS dense: pooler, or the dense of a classification head */
+    TFM_P_POOL_B,      /* [C] */
+    TFM_P_SEQ_W,       /* [NS][C] classifier on the pooled vector */
+    TFM_P_SEQ_B,       /* [NS] */
+    TFM_P_MLM_DENSE_W, /* [E'][C] MLM transform */
+    TFM_P_MLM_DENSE_B, /* [E'] */
+    TFM_P_MLM_LN_W,    /* [E'] */
+    TFM_P_MLM_LN_B,    /* [E'] */
+    TFM_P_MLM_BIAS,    /* [V] output bias of the MLM decoder (tied or not) */
+    TFM_P_TOK_DENSE_W, /* [C][C] per-token dense (ELECTRA discriminator) */
+    TFM_P_TOK_DENSE_B, /* [C] */
+    TFM_P_TOK_W,       /* [NT][C] per-token classifier */
+    TFM_P_TOK_B,       /* [NT] */
     TFM_P_COUNT
 } tfm_param;
 
@@ -178,20 +233,35 @@ typedef struct {
     float *ln2_w, *ln2_b;     /* [C] */
     tfm_linear fc_in;         /* [I][C] */
     tfm_linear fc_out;        /* [C][I] */
-    uint32_t loaded;          /* bit per per-layer tfm_param that was set */
+    uint64_t loaded;          /* bit per per-layer tfm_param that was set */
 } tfm_layer;
+
+/* Encoder-only weights (encoder section); unused pointers stay NULL. */
+typedef struct {
+    float *token_type;         /* [TV][E] */
+    float *ln_w, *ln_b;        /* [E] embeddings LayerNorm */
+    tfm_linear proj;           /* [C][E] when E ≠ C */
+    tfm_linear pool;           /* [C][C] */
+    tfm_linear seq;            /* [NS][C] */
+    tfm_linear mlm_dense;      /* [E'][C] */
+    float *mlm_ln_w, *mlm_ln_b;/* [E'] */
+    tfm_linear tok_dense;      /* [C][C] */
+    tfm_linear tok;            /* [NT][C] */
+    int32_t *layer_map;        /* [n_apply] owned copy, or NULL (identity) */
+} tfm_encoder_weights;
 
 /* Weights: owned, converted to f32 and packed at load. Immutable after loading, so any number of
  * threads may run forward passes on one model at once (each with its own workspace and cache). */
 typedef struct {
     tfm_config cfg;
     int32_t *layer_is_local; /* [L] owned copy, or NULL */
-    tfm_linear wte;          /* [V][C] */
-    float *wpe;              /* [NP][C] */
+    tfm_linear wte;          /* [V][C] (encoders [V][E]; with a bias = the MLM bias when the decoder is tied) */
+    float *wpe;              /* [NP][C] (encoders [NP][E]) */
     float *lnf_w, *lnf_b;    /* [C] */
-    tfm_linear lm_head;      /* [V][C], only when untied */
+    tfm_linear lm_head;      /* [V][C], only when untied (encoders: MLM decoder [V][E'] with bias) */
     tfm_layer *layers;       /* [L] */
-    uint32_t loaded;         /* bit per global tfm_param that was set */
+    tfm_encoder_weights enc; /* encoder section */
+    uint64_t loaded;         /* bit per global tfm_param that was set */
     uint64_t uid;            /* identifies the model to the caches made for it */
 } tfm_model;
 
@@ -235,6 +305,7 @@ typedef struct {
     float *mlp;     /* [rows][I] */
     float *scratch; /* [threads][max_ctx] attention scores */
     float *k, *v;   /* [rows][C] K/V of one layer when no cache is used */
+    float *aux;     /* encoders: [rows][max(E, E', C)] embeddings before projection, head transforms */
 } tfm_workspace;
 
 tfm_status tfm_workspace_init(tfm_workspace *w, const tfm_model *m, int64_t max_rows, int64_t max_ctx);
@@ -261,6 +332,47 @@ typedef struct {
  * Checks ids < V, positions < NP, sizes against the workspace and the cache's model. */
 tfm_status tfm_model_forward(const tfm_model *m, tfm_kv_cache *cache, tfm_workspace *ws,
                              const tfm_forward_args *a);
+
+/* One block call, shared by the decoder and the encoder forward passes. */
+typedef struct {
+    int64_t B, T, P;     /* batch rows, new tokens per row, positions already cached */
+    float *k, *v;        /* destination of this call's K/V: [B][NH][cap][D] (a cache layer or workspace) */
+    int64_t cap;         /* positions per (row, head) in k and v */
+    const int32_t *mask; /* [B][P+T] 0/1 or NULL */
+    float scale;         /* multiplies q·k */
+    int32_t causal;      /* 1: query t sees keys ≤ P+t */
+    int64_t window;      /* > 0 with causal: only the last `window` keys (GPT-Neo local layers) */
+    int32_t pre_ln;      /* 1: x += f(LN(x)) (GPT-2); 0: x = LN(x + f(x)) (BERT, OpenAI GPT) */
+    float *probs;        /* NULL or [B][NH][T][P+T] attention probabilities */
+} tfm_block_args;
+
+/* Attention sub-block then MLP sub-block, in place on ws->x [B·T][C]; buffers from ws (sizes are
+ * the caller's responsibility, checked by the forward functions). */
+void tfm_layer_forward(const tfm_layer *ly, const tfm_config *cfg, tfm_workspace *ws, const tfm_block_args *a);
+
+/* ---------------------------------------------------------------------------------------------
+ * Encoders (encoder.c): BERT, RoBERTa, ALBERT, DistilBERT, ELECTRA and their heads
+ * ------------------------------------------------------------------------------------------- */
+
+/* One encoder call on B rows of T tokens (no cache). Inputs are read-only; NULL outputs are not
+ * computed; asking for a head the model was not built with is TFM_E_STATE. */
+typedef struct {
+    const int32_t *input_ids;      /* [B][T] */
+    const int32_t *attention_mask; /* [B][T] 0/1, or NULL (all ones) */
+    const int32_t *position_ids;   /* [B][T], or NULL (t; RoBERTa: counted over non-pad tokens) */
+    const int32_t *token_type_ids; /* [B][T], or NULL (zeros); must be NULL when TV = 0 */
+    int64_t B, T;
+    float *last_hidden;   /* [B][T][C] */
+    float *hidden_states; /* [n_apply / hidden_every + 1][B][T][C] (index 0: encoder input, after projection) */
+    float *attentions;    /* [n_apply][B][NH][T][T] */
+    float *pooled;        /* [B][C] act(CLS·Wpᵀ + b) */
+    float *seq_logits;    /* [B][NS] */
+    float *mlm_logits;    /* [B][T][V] */
+    float *tok_logits;    /* [B][T][NT] */
+} tfm_encoder_args;
+
+/* Checks ids < V, token types < TV, positions < NP, sizes against the workspace. */
+tfm_status tfm_encoder_forward(const tfm_model *m, tfm_workspace *ws, const tfm_encoder_args *a);
 
 /* ---------------------------------------------------------------------------------------------
  * Decoding: processors and samplers (sampling.c, sampling_select.c, samplers_llama.c)

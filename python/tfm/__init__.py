@@ -7,7 +7,12 @@
 """
 from . import _tfmcore
 from .configuration import AutoConfig, GPT2Config, GPTNeoConfig, OpenAIGPTConfig
-from .models import AutoModel, AutoModelForCausalLM, GPTForCausalLM, GPTModel, KVCache
+from .models import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForNextSentencePrediction,
+                     AutoModelForPreTraining, AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                     EncoderForMaskedLM, EncoderForNextSentencePrediction, EncoderForPreTraining,
+                     EncoderForSequenceClassification, EncoderForTokenClassification, EncoderModel, GPTForCausalLM,
+                     GPTModel, KVCache)
+from .models.bert import AlbertConfig, BertConfig, DistilBertConfig, ElectraConfig, RobertaConfig
 from . import sampling
 from .tokenization import AutoTokenizer
 

@@ -73,6 +73,17 @@ class PretrainedConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs: Dict[str, Any] = {}
         extra: Dict[str, Any] = {}
+        d = dict(d)
+        if "num_labels" in d:
+            # transformers accepts num_labels in place of id2label (LABEL_0, LABEL_1, ...); both must agree
+            n = d.pop("num_labels")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"{cls.model_type}: num_labels must be a positive integer, got {n!r}")
+            if d.get("id2label") is None:
+                d["id2label"] = {i: f"LABEL_{i}" for i in range(n)}
+                d.setdefault("label2id", {f"LABEL_{i}": i for i in range(n)})
+            elif len(d["id2label"]) != n:
+                raise ValueError(f"{cls.model_type}: num_labels = {n} but id2label has {len(d['id2label'])} entries")
         for key, value in d.items():
             key = cls.attribute_map.get(key, key)
             if key in names and key != "extra":

@@ -60,3 +60,67 @@ class CausalLMOutputWithPast(ModelOutput):
     past_key_values: Any = None
     hidden_states: Optional[Tuple[np.ndarray, ...]] = None
     attentions: Optional[Tuple[np.ndarray, ...]] = None
+
+
+# ---- encoders (BERT family) ------------------------------------------------------------------
+# hidden_states: (num_hidden_layers + 1) × [B, T, C]; attentions: one [B, NH, T, T] per block
+# application (ALBERT: num_hidden_layers × inner_group_num), as transformers returns them.
+
+
+@dataclass
+class BaseModelOutputWithPooling(ModelOutput):
+    last_hidden_state: Optional[np.ndarray] = None  # [B, T, C]
+    pooler_output: Optional[np.ndarray] = None      # [B, C]; None when the model has no pooler
+    hidden_states: Optional[Tuple[np.ndarray, ...]] = None
+    attentions: Optional[Tuple[np.ndarray, ...]] = None
+
+
+@dataclass
+class MaskedLMOutput(ModelOutput):
+    logits: Optional[np.ndarray] = None  # [B, T, V]
+    hidden_states: Optional[Tuple[np.ndarray, ...]] = None
+    attentions: Optional[Tuple[np.ndarray, ...]] = None
+
+
+@dataclass
+class BertForPreTrainingOutput(ModelOutput):
+    prediction_logits: Optional[np.ndarray] = None        # [B, T, V] masked LM
+    seq_relationship_logits: Optional[np.ndarray] = None  # [B, 2] next sentence
+    hidden_states: Optional[Tuple[np.ndarray, ...]] = None
+    attentions: Optional[Tuple[np.ndarray, ...]] = None
+
+
+@dataclass
+class AlbertForPreTrainingOutput(ModelOutput):
+    prediction_logits: Optional[np.ndarray] = None  # [B, T, V] masked LM
+    sop_logits: Optional[np.ndarray] = None         # [B, num_labels] sentence order
+    hidden_states: Optional[Tuple[np.ndarray, ...]] = None
+    attentions: Optional[Tuple[np.ndarray, ...]] = None
+
+
+@dataclass
+class ElectraForPreTrainingOutput(ModelOutput):
+    logits: Optional[np.ndarray] = None  # [B, T] replaced-token score (> 0: replaced)
+    hidden_states: Optional[Tuple[np.ndarray, ...]] = None
+    attentions: Optional[Tuple[np.ndarray, ...]] = None
+
+
+@dataclass
+class NextSentencePredictorOutput(ModelOutput):
+    logits: Optional[np.ndarray] = None  # [B, 2] (0: B follows A)
+    hidden_states: Optional[Tuple[np.ndarray, ...]] = None
+    attentions: Optional[Tuple[np.ndarray, ...]] = None
+
+
+@dataclass
+class SequenceClassifierOutput(ModelOutput):
+    logits: Optional[np.ndarray] = None  # [B, num_labels]
+    hidden_states: Optional[Tuple[np.ndarray, ...]] = None
+    attentions: Optional[Tuple[np.ndarray, ...]] = None
+
+
+@dataclass
+class TokenClassifierOutput(ModelOutput):
+    logits: Optional[np.ndarray] = None  # [B, T, num_labels]
+    hidden_states: Optional[Tuple[np.ndarray, ...]] = None
+    attentions: Optional[Tuple[np.ndarray, ...]] = None

@@ -32,6 +32,10 @@ class ParamSpec:
     layer:  block index, or -1 for global slots
     layout: 0 = stored [out, in] (nn.Linear); 1 = stored [in, out] (GPT Conv1D)
     head:   True for keys outside the base model (lm_head.*, cls.*, ...)
+    alternatives: other names of the same tensor, tried after `key` (e.g. an alias bias)
+    group:  non-empty for weights of a task head ("masked-lm head"): a checkpoint may lack them, and
+            the loader decides (refuse, or initialise randomly on request) instead of failing as for
+            a missing base weight
     """
 
     key: str
@@ -39,6 +43,8 @@ class ParamSpec:
     layer: int = -1
     layout: int = 0
     head: bool = False
+    alternatives: Tuple[str, ...] = ()
+    group: str = ""
 
 
 def normalise_keys(state: Dict[str, StoredTensor]) -> Dict[str, StoredTensor]:
@@ -51,13 +57,19 @@ def normalise_keys(state: Dict[str, StoredTensor]) -> Dict[str, StoredTensor]:
     return out
 
 
-def resolve(state: Dict[str, StoredTensor], key: str, prefix: str, head: bool) -> Tuple[Optional[str], Optional[StoredTensor]]:
-    """Finds `key` in the state dict, with or without the base-model prefix."""
-    candidates = [key] if head else [key, prefix + key]
-    for name in candidates:
-        if name in state:
-            return name, state[name]
+def resolve(state: Dict[str, StoredTensor], key: str, prefix: str, head: bool,
+            alternatives: Sequence[str] = ()) -> Tuple[Optional[str], Optional[StoredTensor]]:
+    """Finds `key` (then each alternative) in the state dict, with or without the base-model prefix."""
+    for k in (key, *alternatives):
+        candidates = [k] if head else [k, prefix + k]
+        for name in candidates:
+            if name in state:
+                return name, state[name]
     return None, None
+
+
+def find_spec(state: Dict[str, StoredTensor], spec: ParamSpec, prefix: str) -> Tuple[Optional[str], Optional[StoredTensor]]:
+    return resolve(state, spec.key, prefix, spec.head, spec.alternatives)
 
 
 def as_core_array(name: str, t: StoredTensor) -> Tuple[np.ndarray, str]:
@@ -78,7 +90,7 @@ def load_into_core(core: Any, specs: Iterable[ParamSpec], state: Dict[str, Store
     used = set()
     n_params = 0
     for spec in specs:
-        name, t = resolve(state, spec.key, prefix, spec.head)
+        name, t = find_spec(state, spec, prefix)
         if t is None:
             shown = spec.key if spec.head else f"{spec.key} (or {prefix}{spec.key})"
             raise ValueError(f"{source}: missing tensor {shown}")
