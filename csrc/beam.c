@@ -87,21 +87,6 @@ static tfm_status beam_forward(tfm_generator *g) {
     return st;
 }
 
-/* lse of each row's raw logits, for the raw log-probs of chosen tokens. */
-static void rows_lse(tfm_generator *g) {
-    if (!g->out->raw_logprobs) return;
-    const int64_t V = g->V;
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < g->R; r++) {
-        const float *z = g->logits + r * V;
-        float mx = -INFINITY;
-        for (int64_t v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-        double s = 0.0;
-        for (int64_t v = 0; v < V; v++) s += exp((double)z[v] - mx);
-        g->row_lse[r] = mx + (float)log(s);
-    }
-}
-
 /* Indices of the k largest of x[n], descending, lower index first on ties (small k, small n). */
 static void top_small(int64_t *out, const float *x, int64_t n, int64_t k) {
     for (int64_t i = 0; i < k; i++) {
@@ -175,7 +160,6 @@ tfm_status tfm__beam_step(tfm_generator *g) {
     tfm_status st;
     if ((st = beam_forward(g)) != TFM_OK) return st;
     if ((st = tfm__gen_process_rows(g, NULL, g->R, 1)) != TFM_OK) return st;
-    rows_lse(g);
     const int sample = g->cfg.mode == TFM_GEN_BEAM_SAMPLE;
     int failed = 0;
     /* 1. candidates: top (or sampled) W of the K·V accumulated scores of each prompt */
@@ -396,7 +380,6 @@ tfm_status tfm__group_beam_step(tfm_generator *g) {
     const int64_t Wg = (g->cfg.n_eos + 1 > 2 ? g->cfg.n_eos + 1 : 2) * gs;
     tfm_status st;
     if ((st = beam_forward(g)) != TFM_OK) return st;
-    rows_lse(g);
     memset(g->hamming, 0, (size_t)(B * V) * sizeof(int32_t));
     int64_t rows[B * gs];
     for (int64_t gi = 0; gi < G; gi++) {
@@ -530,7 +513,6 @@ tfm_status tfm__stochastic_beam_step(tfm_generator *g) {
     tfm_status st;
     if ((st = beam_forward(g)) != TFM_OK) return st;
     if ((st = tfm__gen_process_rows(g, NULL, g->R, 1)) != TFM_OK) return st;
-    rows_lse(g);
     int all_finished = 1;
     for (int64_t b = 0; b < B; b++) {
         float *gp = g->acc + b * K * V; /* conditioned perturbed scores G' of every child */

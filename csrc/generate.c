@@ -14,9 +14,17 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+/* Monotonic seconds: the generator reports where its time goes (forward vs everything else). */
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int thread_id(void) {
 #ifdef _OPENMP
@@ -79,7 +87,14 @@ static tfm_status forward(tfm_generator *g, int64_t rows, int64_t T, int logits_
         .logits = g->logits,
         .last_hidden = hidden,
     };
-    return tfm_model_forward(g->m, &g->cache, &g->ws, &a);
+    double t0 = now();
+    tfm_status st = tfm_model_forward(g->m, &g->cache, &g->ws, &a);
+    double dt = now() - t0;
+    if (T > 1)
+        g->out->time_prefill += dt;
+    else
+        g->out->time_forward += dt;
+    return st;
 }
 
 /* Runs the B prompts once (positions = cumsum(mask) − 1, as transformers' generate), then gives
@@ -227,6 +242,12 @@ tfm_status tfm__gen_process_rows(tfm_generator *g, const int64_t *rows, int64_t 
                 failed = 1;
                 continue;
             }
+            if (g->row_lse) /* z = raw − lse: keep lse for the raw log-probs of chosen tokens */
+                for (int64_t v = 0; v < V; v++)
+                    if (z[v] != -INFINITY) {
+                        g->row_lse[r] = raw[v] - z[v];
+                        break;
+                    }
         } else {
             memcpy(z, raw, (size_t)V * sizeof(float));
         }
@@ -512,6 +533,7 @@ tfm_status tfm_generator_init(tfm_generator **gp, const tfm_model *m, const tfm_
         for (int64_t i = 0; i < g->N * g->M; i++) out->beam_indices[i] = -1;
     out->length = P;
     out->steps = 0;
+    out->time_prefill = out->time_forward = out->time_total = 0.0;
     if (beam && (st = tfm__beam_init(g)) != TFM_OK) goto fail;
     *gp = g;
     return TFM_OK;
@@ -525,6 +547,7 @@ fail:
 tfm_status tfm_generator_step(tfm_generator *g, int *done) {
     tfm_status st = TFM_OK;
     if (!g->done) {
+        double t0 = now();
         switch (g->cfg.mode) {
         case TFM_GEN_GREEDY:
         case TFM_GEN_SAMPLE: st = step_sample(g); break;
@@ -539,6 +562,7 @@ tfm_status tfm_generator_step(tfm_generator *g, int *done) {
         if (g->done && st == TFM_OK && is_beam_mode(g->cfg.mode)) tfm__beam_finish(g);
         if (!is_beam_mode(g->cfg.mode)) g->out->length = g->cur_len;
         g->out->steps = g->step;
+        g->out->time_total += now() - t0;
     }
     *done = g->done;
     return st;

@@ -407,11 +407,77 @@ tfm_status tfm_kv_cache_reserve(tfm_kv_cache *c, int64_t capacity) {
     return TFM_OK;
 }
 
+/* Copies the first `len` positions of one row (all layers, heads) of buf to/from a packed row. */
+static void cache_row_io(float *buf, int64_t batch, int64_t row, float *packed, int to_packed, const tfm_kv_cache *c,
+                         int64_t len) {
+    const int64_t NH = c->n_head, D = c->head_dim;
+    for (int64_t l = 0; l < c->n_layer; l++)
+        for (int64_t h = 0; h < NH; h++) {
+            float *cell = buf + ((l * batch + row) * NH + h) * c->capacity * D;
+            float *p = packed + (l * NH + h) * len * D;
+            if (to_packed)
+                memcpy(p, cell, (size_t)(len * D) * sizeof(float));
+            else
+                memcpy(cell, p, (size_t)(len * D) * sizeof(float));
+        }
+}
+
+/* Same batch size: move only the rows that change, in place. Rows that are overwritten while
+ * another row still reads them are saved first (beam search usually changes one or two rows). */
+static tfm_status reorder_in_place(tfm_kv_cache *c, const int64_t *src) {
+    const int64_t B = c->batch, len = c->length;
+    const size_t row_floats = (size_t)c->n_layer * (size_t)c->n_head * (size_t)len * (size_t)c->head_dim;
+    if (len == 0) return TFM_OK;
+    int64_t *slot = (int64_t *)malloc((size_t)B * sizeof(int64_t)); /* saved copy index of a row, or −1 */
+    if (!slot) return TFM_E_NOMEM;
+    int64_t n_saved = 0;
+    for (int64_t r = 0; r < B; r++) slot[r] = -1;
+    for (int64_t r = 0; r < B; r++) {
+        if (src[r] == r) continue;
+        int64_t s = src[r];
+        /* s is read by r; if s itself will be overwritten, it must be saved */
+        if (src[s] != s && slot[s] < 0) slot[s] = n_saved++;
+    }
+    float *saved = n_saved ? (float *)malloc((size_t)n_saved * 2 * row_floats * sizeof(float)) : NULL;
+    if (n_saved && !saved) {
+        free(slot);
+        return TFM_E_NOMEM;
+    }
+    for (int64_t r = 0; r < B; r++)
+        if (slot[r] >= 0) {
+            cache_row_io(c->k, B, r, saved + (size_t)slot[r] * 2 * row_floats, 1, c, len);
+            cache_row_io(c->v, B, r, saved + ((size_t)slot[r] * 2 + 1) * row_floats, 1, c, len);
+        }
+    float *tmp = (float *)malloc(row_floats * sizeof(float));
+    if (!tmp) {
+        free(slot), free(saved);
+        return TFM_E_NOMEM;
+    }
+    for (int64_t r = 0; r < B; r++) {
+        int64_t s = src[r];
+        if (s == r) continue;
+        for (int kv = 0; kv < 2; kv++) {
+            float *buf = kv ? c->v : c->k;
+            const float *from;
+            if (slot[s] >= 0) {
+                from = saved + ((size_t)slot[s] * 2 + (size_t)kv) * row_floats;
+            } else {
+                cache_row_io(buf, B, s, tmp, 1, c, len);
+                from = tmp;
+            }
+            cache_row_io(buf, B, r, (float *)from, 0, c, len);
+        }
+    }
+    free(tmp), free(saved), free(slot);
+    return TFM_OK;
+}
+
 tfm_status tfm_kv_cache_reorder(tfm_kv_cache *c, const int64_t *src, int64_t new_batch) {
     if (!c->k) return TFM_E_STATE;
     if (new_batch <= 0 || !src) return TFM_E_ARG;
     for (int64_t b = 0; b < new_batch; b++)
         if (src[b] < 0 || src[b] >= c->batch) return TFM_E_RANGE;
+    if (new_batch == c->batch) return reorder_in_place(c, src);
     size_t n = cache_floats(c, new_batch, c->capacity);
     float *k = (float *)malloc(n * sizeof(float)), *v = (float *)malloc(n * sizeof(float));
     if (!k || !v) {

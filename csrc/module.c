@@ -1135,12 +1135,14 @@ static PyObject *Generator_outputs(GeneratorObject *g, PyObject *Py_UNUSED(ignor
     }
     PyObject *d = PyDict_Copy(g->outputs);
     if (!d) return NULL;
-    PyObject *len = PyLong_FromLongLong(g->out.length), *steps = PyLong_FromLongLong(g->out.steps);
-    if (!len || !steps || PyDict_SetItemString(d, "length", len) < 0 || PyDict_SetItemString(d, "steps", steps) < 0) {
-        Py_XDECREF(len), Py_XDECREF(steps), Py_DECREF(d);
+    PyObject *extra = Py_BuildValue("{s:L,s:L,s:d,s:d,s:d}", "length", (long long)g->out.length, "steps",
+                                    (long long)g->out.steps, "time_prefill", g->out.time_prefill, "time_forward",
+                                    g->out.time_forward, "time_total", g->out.time_total);
+    if (!extra || PyDict_Update(d, extra) < 0) {
+        Py_XDECREF(extra), Py_DECREF(d);
         return NULL;
     }
-    Py_DECREF(len), Py_DECREF(steps);
+    Py_DECREF(extra);
     return d;
 }
 

@@ -637,6 +637,9 @@ typedef struct {
                                  beam (its slot is bit 8.. : flags >> 8), bit 2 entered the finished set */
     int64_t length;           /* written: columns of `sequences` in use */
     int64_t steps;            /* written: steps run */
+    double time_prefill;      /* written: seconds in the prompt's forward pass */
+    double time_forward;      /* written: seconds in the per-step forward passes */
+    double time_total;        /* written: seconds in tfm_generator_step altogether */
 } tfm_gen_output;
 
 /* N, R, W for a configuration and batch B (other sizes follow from the config). */

@@ -227,3 +227,22 @@ def test_untied_head_really_used(built):
     assert not np.allclose(hf.lm_head.weight.detach().numpy(), hf.transformer.wte.weight.detach().numpy())
     ids = np.arange(10)[None, :]
     assert parity_error(model(ids).logits, reference(hf, ids).logits.numpy()) <= TOL
+
+
+@pytest.mark.parametrize("rows", [[0, 1, 2, 3], [1, 0, 2, 3], [1, 2, 3, 0], [3, 3, 0, 1], [2, 2, 2, 2],
+                                  [0, 0, 1, 1], [1, 1], [3, 2, 1, 0, 0, 1]])
+def test_cache_reorder_gathers_rows(built, rows):
+    """In-place moves (cycles, duplicates) and batch-size changes both gather the parent rows."""
+    d, hf = built("gpt2-base")
+    model = tfm.AutoModelForCausalLM.from_pretrained(d)
+    ids = np.random.default_rng(8).integers(0, 101, size=(4, 6))
+    cache = model(ids, use_cache=True).past_key_values
+    k0, v0 = (np.stack(x) for x in zip(*cache.to_legacy()))
+    cache.reorder(rows)
+    k1, v1 = (np.stack(x) for x in zip(*cache.to_legacy()))
+    assert np.array_equal(k1, k0[:, rows]) and np.array_equal(v1, v0[:, rows])
+    # decoding after the reorder equals decoding the gathered prompts from scratch
+    nxt = np.arange(len(rows))[:, None] % 101
+    out = model(nxt, past_key_values=cache).logits[:, -1]
+    ref = model(np.concatenate([ids[rows], nxt], axis=1)).logits[:, -1]
+    assert parity_error(out, ref) <= TOL

@@ -79,6 +79,7 @@ class GenerateOutput:
     beam_tree: Optional[BeamTree] = None           # beam modes with trace=True
     processors: List[str] = field(default_factory=list)
     mode: str = ""
+    timings: Dict[str, float] = field(default_factory=dict)  # seconds: prefill, forward (steps), other
 
     def __getitem__(self, key: str) -> Any:
         return getattr(self, key)
@@ -189,7 +190,10 @@ class GenerationMixin:
         if not cfg.return_dict_in_generate and not cfg.trace:
             return seqs
         gen_len = length - P
-        res = GenerateOutput(sequences=seqs, mode=mode, processors=chain_names(chain))
+        res = GenerateOutput(sequences=seqs, mode=mode, processors=chain_names(chain),
+                             timings=dict(prefill=out["time_prefill"], forward=out["time_forward"],
+                                          other=out["time_total"] - out["time_prefill"] - out["time_forward"],
+                                          steps=steps))
         res.token_logprobs = out["token_logprobs"][:, :gen_len]
         res.raw_logprobs = out["raw_logprobs"][:, :gen_len]
         if mode in BEAM_MODES:
