@@ -449,3 +449,25 @@ def test_prompt_already_at_max_length(models):
     model = tfm.AutoModelForCausalLM.from_pretrained(d)
     with pytest.raises(ValueError, match="maximum length"):
         model.generate(np.zeros((1, 64), dtype=np.int64), max_new_tokens=1)
+
+
+def test_generation_config_json_is_used_and_overridden(models, tmp_path):
+    import json
+    import shutil
+
+    d, _ = models["noeos"]
+    shutil.copytree(d, tmp_path / "m")
+    (tmp_path / "m" / "generation_config.json").write_text(json.dumps(
+        {"do_sample": True, "top_k": 5, "max_new_tokens": 7, "eos_token_id": EOS, "transformers_version": "4.55.4"}))
+    model = tfm.AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert model.generation_config.top_k == 5 and model.generation_config.do_sample
+    ids = np.array([[1, 2, 3]])
+    out = model.generate(ids, seed=0, trace=True, return_dict_in_generate=True, min_new_tokens=7)
+    assert out.sequences.shape == (1, 10)
+    assert out.mode == "sample" and "top_k" in out.processors
+    assert all(step[0][-1].kept <= 5 for step in out.trace)
+    greedy = model.generate(ids, do_sample=False, max_new_tokens=3)  # keyword arguments win
+    assert greedy.shape == (1, 6)
+    assert np.array_equal(greedy, tfm.AutoModelForCausalLM.from_pretrained(d).generate(ids, max_new_tokens=3))
+    cfg = tfm.generation.GenerationConfig.from_pretrained(tmp_path / "m")
+    assert cfg.max_new_tokens == 7
