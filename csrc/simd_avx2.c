@@ -2,6 +2,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC target("avx2,fma")
 #define SUFFIX _avx2
+#define VW 8
 #define MR 4
 #include "simd_impl.h"
 #endif

@@ -2,6 +2,7 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma,avx2")
 #define SUFFIX _avx512
+#define VW 16
 #define MR 12
 #include "simd_impl.h"
 #endif

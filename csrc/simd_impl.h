@@ -1,11 +1,12 @@
 /* simd_impl.h — the fast kernels, written once with GCC vector extensions and compiled once per
  * instruction set (simd_avx512.c, simd_avx2.c, simd_generic.c include this file after choosing the
- * target and MR). A 16-float vector is one zmm on AVX-512, two ymm on AVX2, four xmm on SSE2.
+ * target, MR and VW).
  *
  * Contract: pure math on raw arrays; no allocation, no threads (callers split the work), no model
  * knowledge. Every function has a scalar twin in kernels.c that is the fallback and the test oracle.
  *
- * Before including, define:  SUFFIX (name suffix, e.g. _avx512), MR (rows of x per micro-tile).
+ * Before including, define:  SUFFIX (name suffix, e.g. _avx512), MR (rows of x per micro-tile),
+ * VW (floats per native vector: 16 for AVX-512, 8 for AVX2, 4 for SSE2/NEON).
  *
  * Packed weight layout (see tfm.h, tfm_linear): W[N][K] is stored as panels of 32 output rows,
  * wp[nb][k][j] = W[32*nb + j][k], zero-padded to a multiple of 32 rows. One k step of a panel is two
@@ -19,69 +20,73 @@
 #define TFM_CAT(a, b) TFM_CAT_(a, b)
 #define FN(name) TFM_CAT(name, SUFFIX)
 
+/* vf: the native vector of this build (VW floats: zmm, ymm or xmm), used by everything that
+ * compares or converts — those lower to scalar code when a vector is wider than the ISA's. */
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef int32_t vi __attribute__((vector_size(VW * 4)));
+/* v16: two per 32-column panel row in the GEMM, which only loads, multiplies and adds. */
 typedef float v16 __attribute__((vector_size(64)));
-typedef int32_t vi16 __attribute__((vector_size(64)));
 
-static inline __attribute__((always_inline)) v16 ld16(const float *p) {
-    v16 v;
+static inline __attribute__((always_inline)) vf ldv(const float *p) {
+    vf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline __attribute__((always_inline)) void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
-static inline __attribute__((always_inline)) v16 splat16(float x) { return (v16){0} + x; }
-static inline __attribute__((always_inline)) float hsum16(v16 v) {
+static inline __attribute__((always_inline)) void stv(float *p, vf v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) vf splatv(float x) { return (vf){0} + x; }
+static inline __attribute__((always_inline)) float hsumv(vf v) {
     float s = 0.0f;
-    for (int i = 0; i < 16; i++) s += v[i];
+    for (int i = 0; i < VW; i++) s += v[i];
     return s;
 }
 /* Vector ?: is C++-only in GCC, so selection is a bitwise blend on the comparison mask. */
-static inline __attribute__((always_inline)) v16 vsel16(vi16 mask, v16 a, v16 b) {
-    return (v16)(((vi16)a & mask) | ((vi16)b & ~mask));
+static inline __attribute__((always_inline)) vf vsel(vi mask, vf a, vf b) {
+    return (vf)(((vi)a & mask) | ((vi)b & ~mask));
 }
-static inline __attribute__((always_inline)) v16 vmax16(v16 a, v16 b) { return vsel16(a > b, a, b); }
-static inline __attribute__((always_inline)) v16 vmin16(v16 a, v16 b) { return vsel16(a < b, a, b); }
+static inline __attribute__((always_inline)) vf vmaxv(vf a, vf b) { return vsel(a > b, a, b); }
+static inline __attribute__((always_inline)) vf vminv(vf a, vf b) { return vsel(a < b, a, b); }
 
 /* e^x for |x| < 88, relative error ~2 ulp (Cephes expf polynomial; range reduction x = n·ln2 + r). */
-static inline __attribute__((always_inline)) v16 vexp16(v16 x) {
-    x = vmin16(x, splat16(88.37626f));
-    x = vmax16(x, splat16(-87.33654f));
-    v16 fx = x * 1.44269504088896341f + 0.5f;
-    v16 tf = __builtin_convertvector(__builtin_convertvector(fx, vi16), v16); /* truncation */
-    v16 n = vsel16(tf > fx, tf - 1.0f, tf);                                   /* floor */
-    vi16 ni = __builtin_convertvector(n, vi16);
-    v16 r = x - n * 0.693359375f;
+static inline __attribute__((always_inline)) vf vexpv(vf x) {
+    x = vminv(x, splatv(88.37626f));
+    x = vmaxv(x, splatv(-87.33654f));
+    vf fx = x * 1.44269504088896341f + 0.5f;
+    vf tf = __builtin_convertvector(__builtin_convertvector(fx, vi), vf); /* truncation */
+    vf n = vsel(tf > fx, tf - 1.0f, tf);                                   /* floor */
+    vi ni = __builtin_convertvector(n, vi);
+    vf r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
-    v16 r2 = r * r;
-    v16 p = splat16(1.9875691500e-4f);
+    vf r2 = r * r;
+    vf p = splatv(1.9875691500e-4f);
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r2 + r + 1.0f;
-    vi16 e = (ni + 127) << 23;
-    v16 scale;
+    vi e = (ni + 127) << 23;
+    vf scale;
     memcpy(&scale, &e, sizeof scale);
     return p * scale;
 }
 
 /* tanh(x) = sign(x)·(1 − 2/(e^{2|x|} + 1)); small |x| use the odd Taylor series to keep relative
  * precision near zero (the subtraction would cancel there). */
-static inline __attribute__((always_inline)) v16 vtanh16(v16 x) {
-    v16 ax = vmax16(x, -x);
-    v16 e = vexp16(vmin16(ax * 2.0f, splat16(40.0f)));
-    v16 big = 1.0f - 2.0f / (e + 1.0f);
-    v16 x2 = x * x;
-    v16 small = ax * (1.0f + x2 * (-1.0f / 3.0f + x2 * (2.0f / 15.0f + x2 * (-17.0f / 315.0f))));
-    v16 t = vsel16(ax < 0.0625f, small, big);
-    return vsel16(x < 0, -t, t);
+static inline __attribute__((always_inline)) vf vtanhv(vf x) {
+    vf ax = vmaxv(x, -x);
+    vf e = vexpv(vminv(ax * 2.0f, splatv(40.0f)));
+    vf big = 1.0f - 2.0f / (e + 1.0f);
+    vf x2 = x * x;
+    vf small = ax * (1.0f + x2 * (-1.0f / 3.0f + x2 * (2.0f / 15.0f + x2 * (-17.0f / 315.0f))));
+    vf t = vsel(ax < 0.0625f, small, big);
+    return vsel(x < 0, -t, t);
 }
 
 /* erf(x), |error| < 1.2e-7 (Numerical Recipes erfc Chebyshev fit, exp-based; sign restored). */
-static inline __attribute__((always_inline)) v16 verf16(v16 x) {
-    v16 z = vmax16(x, -x);
-    v16 t = 1.0f / (1.0f + 0.5f * z);
-    v16 poly = splat16(0.17087277f);
+static inline __attribute__((always_inline)) vf verfv(vf x) {
+    vf z = vmaxv(x, -x);
+    vf t = 1.0f / (1.0f + 0.5f * z);
+    vf poly = splatv(0.17087277f);
     poly = poly * t + -0.82215223f;
     poly = poly * t + 1.48851587f;
     poly = poly * t + -1.13520398f;
@@ -91,42 +96,42 @@ static inline __attribute__((always_inline)) v16 verf16(v16 x) {
     poly = poly * t + 0.37409196f;
     poly = poly * t + 1.00002368f;
     poly = poly * t + -1.26551223f;
-    v16 erfc = t * vexp16(-z * z + poly);
-    v16 r = 1.0f - erfc;
-    return vsel16(x < 0, -r, r);
+    vf erfc = t * vexpv(-z * z + poly);
+    vf r = 1.0f - erfc;
+    return vsel(x < 0, -r, r);
 }
 
 /* ---- dot product and axpy (attention inner loops) ---------------------------------------- */
 float FN(tfm_dot)(const float *a, const float *b, int64_t n) {
-    v16 s0 = {0}, s1 = {0};
+    vf s0 = {0}, s1 = {0};
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 += ld16(a + i) * ld16(b + i);
-        s1 += ld16(a + i + 16) * ld16(b + i + 16);
+    for (; i + 2 * VW <= n; i += 2 * VW) {
+        s0 += ldv(a + i) * ldv(b + i);
+        s1 += ldv(a + i + VW) * ldv(b + i + VW);
     }
-    for (; i + 16 <= n; i += 16) s0 += ld16(a + i) * ld16(b + i);
-    float s = hsum16(s0 + s1);
+    for (; i + VW <= n; i += VW) s0 += ldv(a + i) * ldv(b + i);
+    float s = hsumv(s0 + s1);
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
 void FN(tfm_axpy)(float *y, float a, const float *x, int64_t n) {
     int64_t i = 0;
-    v16 va = splat16(a);
-    for (; i + 16 <= n; i += 16) st16(y + i, ld16(y + i) + va * ld16(x + i));
+    vf va = splatv(a);
+    for (; i + VW <= n; i += VW) stv(y + i, ldv(y + i) + va * ldv(x + i));
     for (; i < n; i++) y[i] += a * x[i];
 }
 
 /* x[i] = e^(x[i] - shift); returns the sum (softmax numerator and denominator in one pass). */
 float FN(tfm_exp_shift_sum)(float *x, float shift, int64_t n) {
-    v16 acc = {0};
+    vf acc = {0};
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        v16 e = vexp16(ld16(x + i) - shift);
-        st16(x + i, e);
+    for (; i + VW <= n; i += VW) {
+        vf e = vexpv(ldv(x + i) - shift);
+        stv(x + i, e);
         acc += e;
     }
-    float s = hsum16(acc);
+    float s = hsumv(acc);
     for (; i < n; i++) {
         x[i] = expf(x[i] - shift);
         s += x[i];
@@ -136,27 +141,27 @@ float FN(tfm_exp_shift_sum)(float *x, float shift, int64_t n) {
 
 /* ---- activations, in place over n floats (act codes: tfm.h tfm_act) ------------------------ */
 #define SQRT_2_OVER_PI 0.7978845608028654f
-static inline __attribute__((always_inline)) v16 act16(v16 x, int act) {
+static inline __attribute__((always_inline)) vf actv(vf x, int act) {
     switch (act) {
     case 1: /* TFM_ACT_GELU_TANH */
-        return 0.5f * x * (1.0f + vtanh16(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
+        return 0.5f * x * (1.0f + vtanhv(SQRT_2_OVER_PI * (x + 0.044715f * x * x * x)));
     case 2: /* TFM_ACT_GELU_ERF */
-        return 0.5f * x * (1.0f + verf16(x * 0.7071067811865476f));
+        return 0.5f * x * (1.0f + verfv(x * 0.7071067811865476f));
     case 3: /* TFM_ACT_GELU_FAST */
-        return 0.5f * x * (1.0f + vtanh16(0.7978845608f * x * (1.0f + 0.044715f * x * x)));
+        return 0.5f * x * (1.0f + vtanhv(0.7978845608f * x * (1.0f + 0.044715f * x * x)));
     case 4: /* TFM_ACT_QUICK_GELU */
-        return x / (1.0f + vexp16(-1.702f * x));
+        return x / (1.0f + vexpv(-1.702f * x));
     case 5: /* TFM_ACT_RELU */
-        return vmax16(x, splat16(0.0f));
+        return vmaxv(x, splatv(0.0f));
     case 6: /* TFM_ACT_SILU */
-        return x / (1.0f + vexp16(-x));
+        return x / (1.0f + vexpv(-x));
     case 7: /* TFM_ACT_TANH */
-        return vtanh16(x);
+        return vtanhv(x);
     case 8: /* TFM_ACT_SIGMOID */
-        return 1.0f / (1.0f + vexp16(-x));
+        return 1.0f / (1.0f + vexpv(-x));
     case 9: /* TFM_ACT_GELU_10: clip(exact gelu, -10, 10) */
-        return vmin16(vmax16(0.5f * x * (1.0f + verf16(x * 0.7071067811865476f)), splat16(-10.0f)),
-                      splat16(10.0f));
+        return vminv(vmaxv(0.5f * x * (1.0f + verfv(x * 0.7071067811865476f)), splatv(-10.0f)),
+                      splatv(10.0f));
     default:
         return x;
     }
@@ -167,11 +172,19 @@ static inline __attribute__((always_inline)) v16 act16(v16 x, int act) {
 int64_t FN(tfm_act_vec)(float *x, int64_t n, int act) {
     if (act < 1 || act > 9) return 0;
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) st16(x + i, act16(ld16(x + i), act));
+    for (; i + VW <= n; i += VW) stv(x + i, actv(ldv(x + i), act));
     return i;
 }
 
 /* ---- GEMM on packed weights ---------------------------------------------------------------- */
+static inline __attribute__((always_inline)) v16 ld16(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) v16 splat16(float x) { return (v16){0} + x; }
+
 /* One micro-tile: rows m0..m0+mr of x against one 32-row panel over k in [k0, k1).
  * acc starts from y (accumulate) or from the bias / zero. mr is a compile-time constant at every
  * call site (see the switch below), so acc lives in registers. */

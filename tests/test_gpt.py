@@ -246,3 +246,17 @@ def test_cache_reorder_gathers_rows(built, rows):
     out = model(nxt, past_key_values=cache).logits[:, -1]
     ref = model(np.concatenate([ids[rows], nxt], axis=1)).logits[:, -1]
     assert parity_error(out, ref) <= TOL
+
+
+@pytest.mark.parametrize("isa", ["scalar", "generic", "avx2"])
+def test_every_kernel_path_gives_the_same_model(built, isa):
+    d, hf = built("gpt2-inner-erf")
+    model = tfm.AutoModelForCausalLM.from_pretrained(d)
+    ids = np.random.default_rng(9).integers(0, hf.config.vocab_size, size=(2, 11))
+    fast = model(ids).logits
+    try:
+        tfm._tfmcore.select_isa(isa)
+        other = model(ids).logits
+    finally:
+        tfm._tfmcore.select_isa("auto")
+    assert parity_error(other, fast) <= TOL
