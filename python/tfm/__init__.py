@@ -4,6 +4,7 @@
     tok = tfm.AutoTokenizer.from_pretrained(d)
     model = tfm.AutoModelForCausalLM.from_pretrained(d)
     out = model(ids, attention_mask=mask)        # out.logits: float32 [B, T, V]
+    fill = tfm.pipeline("fill-mask", model=bert_dir)
 """
 from . import _tfmcore
 from .configuration import AutoConfig, GPT2Config, GPTNeoConfig, OpenAIGPTConfig
@@ -15,5 +16,6 @@ from .models import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, Auto
 from .models.bert import AlbertConfig, BertConfig, DistilBertConfig, ElectraConfig, RobertaConfig
 from . import sampling
 from .tokenization import AutoTokenizer
+from .pipelines import pipeline
 
 __version__ = "0.1.0"

@@ -632,6 +632,15 @@ class Tokenizer:
         skip = set(self.all_special_ids) if skip_special_tokens else ()
         return [self._backend.id_to_token(i) for i in map(_check_id, ids) if i not in skip]
 
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Token strings -> text through the backend's decoder (WordPiece joins "##" pieces, byte-level BPE maps
+        bytes back), or joined by spaces when the backend has no decoder -- as transformers' fast tokenizers."""
+        tokens = list(tokens)
+        if not all(isinstance(t, str) for t in tokens):
+            raise TypeError("convert_tokens_to_string takes a list of token strings")
+        decoder = self._backend.decoder
+        return decoder.decode(tokens) if decoder is not None else " ".join(tokens)
+
     def tokenize(self, text: str, pair: Optional[str] = None, add_special_tokens: bool = False) -> list[str]:
         """The token strings of `text` (and `pair`)."""
         self._configure(None, None, None, None, None)
