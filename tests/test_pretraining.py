@@ -237,7 +237,7 @@ def test_nsp_labels_are_balanced_and_correct():
 
 def test_nsp_notnext_documents_spread_over_all_others():
     docs = [[[d * 1000 + j * 10] for j in range(2)] for d in range(5)]  # 5 docs of 2 segments
-    pairs = nsp_pairs(docs * 1, seed=1) + sum((nsp_pairs(docs, seed=s) for s in range(2, 800)), [])
+    pairs = sum((nsp_pairs(docs, seed=s) for s in range(800)), [])
     srcs = [(p.a[0] // 1000, p.b[0] // 1000) for p in pairs if not p.is_next]
     for d in range(5):
         got = {b for a, b in srcs if a == d}
@@ -278,6 +278,8 @@ def test_sop_pairs_are_consecutive_swapped_half_the_time():
     with pytest.raises(AttributeError):
         pairs[0].is_next
     assert isinstance(pairs[0], SegmentPair)
+    a, b, swapped = pairs[0]
+    assert (a, b, swapped) == (pairs[0].a, pairs[0].b, pairs[0].swapped)
 
 
 def test_pair_builders_reject_bad_documents():

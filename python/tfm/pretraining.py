@@ -265,6 +265,10 @@ class SegmentPair:
     def hf_label(self) -> int:
         return int(not self.label) if self.kind == "nsp" else int(self.label)
 
+    def __iter__(self):
+        """Unpacks like a tuple: `a, b, is_next = pair` (NSP) or `a, b, swapped = pair` (SOP)."""
+        return iter((self.a, self.b, self.label))
+
 
 def _check_documents(documents) -> list:
     docs = []
