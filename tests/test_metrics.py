@@ -5,6 +5,8 @@ import random
 
 import numpy as np
 import pytest
+from nltk.translate import bleu_score as nltk_bleu  # test-only reference (pip install nltk)
+from scipy import stats  # test-only reference
 
 from tfm.metrics import (diversity, distinct_n, distinct_n_singletons, holtzman_repetition, perplexity, rep_n,
                          repetition_at_end, self_bleu, sentence_bleu, sequence_logprob, token_logprobs,
@@ -208,9 +210,6 @@ def test_self_bleu_hand_value():
     assert self_bleu([A, B, C], n_hypotheses=None, max_n=2) == pytest.approx(2 * math.sqrt(0.5) / 3)
 
 
-nltk_bleu = pytest.importorskip("nltk.translate.bleu_score")
-
-
 def _nltk_self_bleu(corpus, idx):
     sm = nltk_bleu.SmoothingFunction().method1
     return np.mean([nltk_bleu.sentence_bleu(corpus[:i] + corpus[i + 1:], corpus[i], smoothing_function=sm)
@@ -272,7 +271,6 @@ def test_zipf_uses_only_the_top_ranks():
 
 
 def test_zipf_matches_scipy_linregress():
-    stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(0)
     toks = rng.zipf(1.3, size=50_000)
     counts = np.sort(np.unique(toks, return_counts=True)[1])[::-1][:5000]
