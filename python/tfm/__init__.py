@@ -5,6 +5,7 @@
     model = tfm.AutoModelForCausalLM.from_pretrained(d)
     out = model(ids, attention_mask=mask)        # out.logits: float32 [B, T, V]
     fill = tfm.pipeline("fill-mask", model=bert_dir)
+    batch = tfm.mlm_mask(input_ids, tokenizer=tok, mlm_probability=0.15, seed=0)
 """
 from . import _tfmcore
 from .configuration import AutoConfig, GPT2Config, GPTNeoConfig, OpenAIGPTConfig
@@ -14,8 +15,10 @@ from .models import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, Auto
                      EncoderForSequenceClassification, EncoderForTokenClassification, EncoderModel, GPTForCausalLM,
                      GPTModel, KVCache)
 from .models.bert import AlbertConfig, BertConfig, DistilBertConfig, ElectraConfig, RobertaConfig
-from . import sampling
-from .tokenization import AutoTokenizer
+from . import metrics, sampling
+from .generation import GenerationConfig
 from .pipelines import pipeline
+from .pretraining import DynamicMasking, StaticMasking, mlm_mask, nsp_pairs, sop_pairs
+from .tokenization import AutoTokenizer
 
 __version__ = "0.1.0"
