@@ -286,22 +286,30 @@ void tfm_linear_forward(float *y, int64_t ldy, const float *x, int64_t ldx, cons
     const int64_t NB = (w->n + 31) / 32;
     const kernel_table *kt = K_;
     if (m <= 0) return;
-#pragma omp parallel
-    {
-#ifdef _OPENMP
-        int nt = omp_get_num_threads(), it = omp_get_thread_num();
-#else
-        int nt = 1, it = 0;
-#endif
-        if (NB >= 4 * (int64_t)nt || m < 2 * (int64_t)nt) {
-            /* split output panels: each thread streams its own share of the weights */
-            int64_t b0 = NB * it / nt, b1 = NB * (it + 1) / nt;
-            if (b1 > b0) kt->gemm_panels(y, ldy, x, ldx, w->data, w->bias, m, w->n, w->k, b0, b1);
-        } else {
-            /* few panels, many rows: split rows */
-            int64_t m0 = m * it / nt, m1 = m * (it + 1) / nt;
-            if (m1 > m0)
-                kt->gemm_panels(y + m0 * ldy, ldy, x + m0 * ldx, ldx, w->data, w->bias, m1 - m0, w->n, w->k, 0, NB);
+    const int nt = tfm_max_threads();
+    /* Work is handed out in units through a dynamic schedule, so a thread that the OS parks (another
+     * process on the core) delays only its current unit: the others take the rest. Few rows or
+     * weights larger than a slice of L3 → units are groups of output panels (every weight byte
+     * read once); many rows and cache-sized weights → units are blocks of rows (each unit packs
+     * only its own rows of x). */
+    const int64_t weight_bytes = NB * 32 * w->k * (int64_t)sizeof(float);
+    const int64_t row_unit = 24; /* a multiple of every MR */
+    if (m < 2 * row_unit || weight_bytes > (INT64_C(8) << 20)) {
+        const int64_t chunk = NB / (4 * nt) > 1 ? NB / (4 * nt) : 1;
+        const int64_t units = (NB + chunk - 1) / chunk;
+#pragma omp parallel for schedule(dynamic, 1) if (units > 1)
+        for (int64_t u = 0; u < units; u++) {
+            int64_t b0 = u * chunk, b1 = b0 + chunk < NB ? b0 + chunk : NB;
+            kt->gemm_panels(y, ldy, x, ldx, w->data, w->bias, m, w->n, w->k, b0, b1);
+        }
+    } else {
+        int64_t rows = m / (4 * nt) / row_unit * row_unit;
+        if (rows < row_unit) rows = row_unit;
+        const int64_t units = (m + rows - 1) / rows;
+#pragma omp parallel for schedule(dynamic, 1) if (units > 1)
+        for (int64_t u = 0; u < units; u++) {
+            int64_t m0 = u * rows, m1 = m0 + rows < m ? m0 + rows : m;
+            kt->gemm_panels(y + m0 * ldy, ldy, x + m0 * ldx, ldx, w->data, w->bias, m1 - m0, w->n, w->k, 0, NB);
         }
     }
 }

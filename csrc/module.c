@@ -1209,10 +1209,14 @@ static PyObject *py_select_isa(PyObject *module, PyObject *args) {
  * the scalar twin on the unpacked matrix. */
 static PyObject *py_linear(PyObject *module, PyObject *args, PyObject *kw) {
     (void)module;
-    static char *kwlist[] = {"x", "w", "bias", "naive", NULL};
+    static char *kwlist[] = {"x", "w", "bias", "naive", "repeat", NULL};
     PyObject *xo, *wo, *bo = Py_None;
-    int naive = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|Op", kwlist, &xo, &wo, &bo, &naive)) return NULL;
+    int naive = 0, repeat = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|Opi", kwlist, &xo, &wo, &bo, &naive, &repeat)) return NULL;
+    if (repeat < 1) {
+        PyErr_SetString(PyExc_ValueError, "repeat must be >= 1");
+        return NULL;
+    }
     PyArrayObject *x = NULL, *w = NULL, *b = NULL, *y = NULL;
     tfm_linear lin;
     memset(&lin, 0, sizeof lin);
@@ -1236,7 +1240,9 @@ static PyObject *py_linear(PyObject *module, PyObject *args, PyObject *kw) {
         st = tfm_linear_init(&lin, N, K, b != NULL);
         if (st == TFM_OK) st = tfm_linear_set_rows(&lin, 0, PyArray_DATA(w), TFM_F32, N, 0);
         if (st == TFM_OK && b) st = tfm_linear_set_bias(&lin, 0, PyArray_DATA(b), TFM_F32, N);
-        if (st == TFM_OK) tfm_linear_forward((float *)PyArray_DATA(y), N, (float *)PyArray_DATA(x), K, &lin, M);
+        /* repeat > 1: the same product again (benchmarks time the packed GEMM without the packing) */
+        for (int r = 0; st == TFM_OK && r < repeat; r++)
+            tfm_linear_forward((float *)PyArray_DATA(y), N, (float *)PyArray_DATA(x), K, &lin, M);
         tfm_linear_free(&lin);
     }
     Py_END_ALLOW_THREADS
@@ -2117,7 +2123,7 @@ static PyMethodDef module_methods[] = {
     {"live_generators", py_live_generators, METH_NOARGS, "number of Generators whose C state is still allocated"},
     {"select_isa", py_select_isa, METH_VARARGS, "select_isa(name='auto') -> the ISA path now in use"},
     {"linear", (PyCFunction)(void (*)(void))py_linear, METH_VARARGS | METH_KEYWORDS,
-     "linear(x, w, bias=None, naive=False) -> x @ w.T + bias (packed GEMM, or its scalar twin)"},
+     "linear(x, w, bias=None, naive=False, repeat=1) -> x @ w.T + bias (packed GEMM, or its scalar twin)"},
     {"activation", (PyCFunction)(void (*)(void))py_activation, METH_VARARGS | METH_KEYWORDS,
      "activation(x, act, scalar=False) -> act(x)"},
     {"to_f32", py_to_f32, METH_VARARGS, "to_f32(array, dtype) -> float32 copy"},

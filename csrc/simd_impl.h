@@ -185,11 +185,11 @@ static inline __attribute__((always_inline)) v16 ld16(const float *p) {
 static inline __attribute__((always_inline)) void st16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 static inline __attribute__((always_inline)) v16 splat16(float x) { return (v16){0} + x; }
 
-/* One micro-tile: rows m0..m0+mr of x against one 32-row panel over k in [k0, k1).
+/* One micro-tile: mr rows of x, packed as ap[k][MR] for k in [k0, k1), against one 32-row panel.
  * acc starts from y (accumulate) or from the bias / zero. mr is a compile-time constant at every
  * call site (see the switch below), so acc lives in registers. */
-static inline __attribute__((always_inline)) void micro_tile(float *y, int64_t ldy, const float *x,
-                                                             int64_t ldx, const float *panel,
+static inline __attribute__((always_inline)) void micro_tile(float *y, int64_t ldy, const float *ap,
+                                                             const float *panel,
                                                              const float *bias32, int accumulate,
                                                              int64_t k0, int64_t k1, int64_t ncols,
                                                              const int mr) {
@@ -214,10 +214,10 @@ static inline __attribute__((always_inline)) void micro_tile(float *y, int64_t l
         }
     }
     const float *wk = panel + k0 * 32;
-    for (int64_t k = k0; k < k1; k++, wk += 32) {
+    for (int64_t k = k0; k < k1; k++, wk += 32, ap += MR) {
         v16 b0 = ld16(wk), b1 = ld16(wk + 16);
         for (int r = 0; r < mr; r++) {
-            v16 a = splat16(x[r * ldx + k]);
+            v16 a = splat16(ap[r]);
             acc0[r] += a * b0;
             acc1[r] += a * b1;
         }
@@ -239,15 +239,27 @@ static inline __attribute__((always_inline)) void micro_tile(float *y, int64_t l
 #define GEMM_MB (MR * 8)
 
 /* y[M][N] = x[M][K]·Wᵀ (+ bias), W packed (see top), panels [nb0, nb1) only — the caller splits
- * panels across threads. bias32 points at a copy of the bias padded to 32·NB floats (or NULL). */
+ * panels across threads. bias32 points at a copy of the bias padded to 32·NB floats (or NULL).
+ * Each MB×KC block of x is first copied into ap as micro-tiles [k][MR]: the broadcasts then read
+ * one contiguous stream instead of MR rows whose stride (a multiple of 4 KB for K = 1024, 3072…)
+ * would map them all to the same L1 sets. The block is reused by every panel. */
 void FN(tfm_gemm_panels)(float *y, int64_t ldy, const float *x, int64_t ldx, const float *wp,
                          const float *bias_padded, int64_t M, int64_t N, int64_t K, int64_t nb0,
                          int64_t nb1) {
+    float ap[GEMM_MB * GEMM_KC] __attribute__((aligned(64)));
     for (int64_t m0 = 0; m0 < M; m0 += GEMM_MB) {
         int64_t m1 = m0 + GEMM_MB < M ? m0 + GEMM_MB : M;
         for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
-            int64_t k1 = k0 + GEMM_KC < K ? k0 + GEMM_KC : K;
+            int64_t k1 = k0 + GEMM_KC < K ? k0 + GEMM_KC : K, kc = k1 - k0;
             int accumulate = k0 > 0;
+            for (int64_t m = m0; m < m1; m += MR) {
+                int64_t mr = m1 - m < MR ? m1 - m : MR;
+                float *tile = ap + (m - m0) * kc;
+                for (int64_t r = 0; r < mr; r++) {
+                    const float *xr = x + (m + r) * ldx + k0;
+                    for (int64_t k = 0; k < kc; k++) tile[k * MR + r] = xr[k];
+                }
+            }
             for (int64_t nb = nb0; nb < nb1; nb++) {
                 const float *panel = wp + nb * K * 32;
                 int64_t ncols = N - nb * 32 < 32 ? N - nb * 32 : 32;
@@ -255,11 +267,11 @@ void FN(tfm_gemm_panels)(float *y, int64_t ldy, const float *x, int64_t ldx, con
                 for (int64_t m = m0; m < m1; m += MR) {
                     int64_t mr = m1 - m < MR ? m1 - m : MR;
                     float *yt = y + m * ldy + nb * 32;
-                    const float *xt = x + m * ldx;
+                    const float *xt = ap + (m - m0) * kc;
                     switch (mr) {
 #define TILE_CASE(R)                                                                          \
     case R:                                                                                   \
-        micro_tile(yt, ldy, xt, ldx, panel, b32, accumulate, k0, k1, ncols, R);               \
+        micro_tile(yt, ldy, xt, panel, b32, accumulate, k0, k1, ncols, R);                    \
         break;
                         TILE_CASE(1)
 #if MR >= 2
