@@ -163,7 +163,7 @@ tfm_status tfm__beam_step(tfm_generator *g) {
     const int sample = g->cfg.mode == TFM_GEN_BEAM_SAMPLE;
     int failed = 0;
     /* 1. candidates: top (or sampled) W of the K·V accumulated scores of each prompt */
-#pragma omp parallel for schedule(dynamic, 1) reduction(| : failed) if (B > 1)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(dynamic, 1) reduction(| : failed) if (B > 1)
     for (int64_t b = 0; b < B; b++) {
         float *acc = g->acc + b * K * V;
         for (int64_t k = 0; k < K; k++) {

@@ -59,7 +59,7 @@ static tfm_status check_encoder_forward(const tfm_model *m, const tfm_workspace 
 static void embed(const tfm_model *m, float *e, const tfm_encoder_args *a) {
     const tfm_config *c = &m->cfg;
     const int64_t E = tfm_embedding_width(c), T = a->T;
-#pragma omp parallel for schedule(static) if (a->B * T > 16)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(static) if (a->B * T > 16)
     for (int64_t b = 0; b < a->B; b++) {
         int64_t seen = 0;
         for (int64_t t = 0; t < T; t++) {

@@ -228,7 +228,7 @@ tfm_status tfm__gen_process_rows(tfm_generator *g, const int64_t *rows, int64_t 
     const int64_t V = g->V;
     const int tracing = g->cfg.trace_top_n > 0 && !log_softmax_first;
     int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(| : failed) if (n_rows > 1)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(dynamic, 1) reduction(| : failed) if (n_rows > 1)
     for (int64_t i = 0; i < n_rows; i++) {
         int64_t r = rows ? rows[i] : i;
         int tid = thread_id();
@@ -293,7 +293,7 @@ static tfm_status step_sample(tfm_generator *g) {
     if ((st = tfm__gen_process_rows(g, NULL, R, 0)) != TFM_OK) return st;
     const int sample = g->cfg.mode == TFM_GEN_SAMPLE;
     int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(| : failed) if (R > 1)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(dynamic, 1) reduction(| : failed) if (R > 1)
     for (int64_t r = 0; r < R; r++) {
         int tid = thread_id();
         float *scratch = g->tbuf + (int64_t)tid * 2 * V;
@@ -502,7 +502,7 @@ tfm_status tfm_generator_init(tfm_generator **gp, const tfm_model *m, const tfm_
     ALLOC(g->proc, R * V);
     ALLOC(g->reorder, g->F);
     ALLOC(g->rng, R);
-    g->nthreads = tfm_max_threads();
+    g->nthreads = tfm_thread_capacity(); /* thread ids index the scratch */
     ALLOC(g->sws, g->nthreads);
     ALLOC(g->tbuf, (int64_t)g->nthreads * 2 * V);
     ALLOC(g->zbuf, (int64_t)g->nthreads * L);

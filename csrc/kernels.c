@@ -10,6 +10,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -27,13 +28,24 @@ const char *tfm_status_str(tfm_status s) {
     return "unknown status";
 }
 
-int tfm_max_threads(void) {
+/* Threads: at most the process's OpenMP thread count (OMP_NUM_THREADS or the cores), which also
+ * sizes every per-thread scratch; tfm_set_num_threads can only lower it (0 = back to all). */
+static atomic_int threads_limit;
+
+int tfm_thread_capacity(void) {
 #ifdef _OPENMP
     return omp_get_max_threads();
 #else
     return 1;
 #endif
 }
+
+int tfm_max_threads(void) {
+    int cap = tfm_thread_capacity(), lim = atomic_load(&threads_limit);
+    return lim > 0 && lim < cap ? lim : cap;
+}
+
+void tfm_set_num_threads(int n) { atomic_store(&threads_limit, n > 0 ? n : 0); }
 
 /* ---------------------------------------------------------------------------------------------
  * ISA dispatch: a table of function pointers chosen once at import.
@@ -241,7 +253,7 @@ tfm_status tfm_linear_set_rows(tfm_linear *w, int64_t row0, const void *src, tfm
     int failed = 0;
     /* One thread per panel: a panel's cache lines are written by one thread only (no false
      * sharing) and stay in its L2 while the 32 rows are scattered in. */
-#pragma omp parallel for schedule(dynamic, 1) reduction(| : failed)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(dynamic, 1) reduction(| : failed)
     for (int64_t nb = nb_first; nb <= nb_last; nb++) {
         int64_t r_lo = nb * 32 > row0 ? nb * 32 : row0;
         int64_t r_hi = (nb + 1) * 32 < row0 + rows ? (nb + 1) * 32 : row0 + rows;
@@ -297,7 +309,7 @@ void tfm_linear_forward(float *y, int64_t ldy, const float *x, int64_t ldx, cons
     if (m < 2 * row_unit || weight_bytes > (INT64_C(8) << 20)) {
         const int64_t chunk = NB / (4 * nt) > 1 ? NB / (4 * nt) : 1;
         const int64_t units = (NB + chunk - 1) / chunk;
-#pragma omp parallel for schedule(dynamic, 1) if (units > 1)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(dynamic, 1) if (units > 1)
         for (int64_t u = 0; u < units; u++) {
             int64_t b0 = u * chunk, b1 = b0 + chunk < NB ? b0 + chunk : NB;
             kt->gemm_panels(y, ldy, x, ldx, w->data, w->bias, m, w->n, w->k, b0, b1);
@@ -306,7 +318,7 @@ void tfm_linear_forward(float *y, int64_t ldy, const float *x, int64_t ldx, cons
         int64_t rows = m / (4 * nt) / row_unit * row_unit;
         if (rows < row_unit) rows = row_unit;
         const int64_t units = (m + rows - 1) / rows;
-#pragma omp parallel for schedule(dynamic, 1) if (units > 1)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(dynamic, 1) if (units > 1)
         for (int64_t u = 0; u < units; u++) {
             int64_t m0 = u * rows, m1 = m0 + rows < m ? m0 + rows : m;
             kt->gemm_panels(y + m0 * ldy, ldy, x + m0 * ldx, ldx, w->data, w->bias, m1 - m0, w->n, w->k, 0, NB);
@@ -327,7 +339,7 @@ void tfm_matmul_naive(float *y, const float *x, const float *w, const float *bia
  * Layer norm and activations
  * ------------------------------------------------------------------------------------------- */
 void tfm_layernorm(float *out, const float *x, const float *w, const float *b, int64_t rows, int64_t c, float eps) {
-#pragma omp parallel for schedule(static) if (rows > 16)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(static) if (rows > 16)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * c;
         float *o = out + r * c;
@@ -375,7 +387,7 @@ void tfm_activation(float *x, int64_t n, tfm_act act) {
     if (act == TFM_ACT_IDENTITY) return;
     const kernel_table *kt = K_;
     const int64_t chunk = 4096;
-#pragma omp parallel for schedule(static) if (n > 4 * chunk)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(static) if (n > 4 * chunk)
     for (int64_t c0 = 0; c0 < n; c0 += chunk) {
         int64_t len = n - c0 < chunk ? n - c0 : chunk;
         int64_t done = kt->act_vec(x + c0, len, (int)act);
@@ -393,7 +405,7 @@ void tfm_attention(float *ctx, float *probs, const float *q, int64_t ldq, const 
     const int64_t C = NH * D;
     const kernel_table *kt = K_;
     const int64_t n_items = B * NH * T;
-#pragma omp parallel for schedule(static) if (n_items * S * D > 32768)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(static) if (n_items * S * D > 32768)
     for (int64_t item = 0; item < n_items; item++) {
 #ifdef _OPENMP
         float *sc = scratch + (int64_t)omp_get_thread_num() * S;

@@ -521,7 +521,7 @@ tfm_status tfm_workspace_init(tfm_workspace *w, const tfm_model *m, int64_t max_
     w->qkv = zalloc_floats(max_rows * 3 * C);
     w->ctx = zalloc_floats(max_rows * C);
     w->mlp = zalloc_floats(max_rows * I);
-    w->scratch = zalloc_floats((int64_t)tfm_max_threads() * max_ctx);
+    w->scratch = zalloc_floats((int64_t)tfm_thread_capacity() * max_ctx);
     w->k = zalloc_floats(max_rows * C);
     w->v = zalloc_floats(max_rows * C);
     int ok = w->x && w->xn && w->qkv && w->ctx && w->mlp && w->scratch && w->k && w->v;
@@ -550,7 +550,7 @@ void tfm_workspace_free(tfm_workspace *w) {
 /* x[B·T][C] = wte[ids] + wpe[pos] (+ wte[token_type]) — GPT-2 adds token types from the same table. */
 static void embed(const tfm_model *m, float *x, const tfm_forward_args *a, int64_t P) {
     const int64_t C = m->cfg.hidden, T = a->T, rows = a->B * a->T;
-#pragma omp parallel for schedule(static) if (rows > 16)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(static) if (rows > 16)
     for (int64_t r = 0; r < rows; r++) {
         float *xr = x + r * C;
         tfm_linear_get_row(&m->wte, a->input_ids[r], xr);
@@ -580,7 +580,7 @@ static void store_kv(float *kc, float *vc, int64_t cap, const float *qkv, int64_
 }
 
 static void add_inplace(float *x, const float *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 

@@ -1302,6 +1302,18 @@ static PyObject *py_max_threads(PyObject *module, PyObject *Py_UNUSED(ignored)) 
     return PyLong_FromLong(tfm_max_threads());
 }
 
+static PyObject *py_set_num_threads(PyObject *module, PyObject *args) {
+    (void)module;
+    int n;
+    if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "set_num_threads: n must be >= 0 (0 = all available)");
+        return NULL;
+    }
+    tfm_set_num_threads(n);
+    return PyLong_FromLong(tfm_max_threads());
+}
+
 /* =============================================================================================
  * Decoding: processors and samplers (tfm.sampling). Each entry takes float logits [V] or [B, V]
  * (any float dtype, converted to float32), returns NEW arrays (the input is never modified), and
@@ -2128,6 +2140,8 @@ static PyMethodDef module_methods[] = {
      "activation(x, act, scalar=False) -> act(x)"},
     {"to_f32", py_to_f32, METH_VARARGS, "to_f32(array, dtype) -> float32 copy"},
     {"max_threads", py_max_threads, METH_NOARGS, "number of threads a kernel call uses"},
+    {"set_num_threads", py_set_num_threads, METH_VARARGS,
+     "set_num_threads(n) -> threads now used (at most OMP_NUM_THREADS / the cores; 0 = all)"},
     /* ---- Decoding: processors and samplers (tfm.sampling) ---- */
     {"sampling_filter", (PyCFunction)(void (*)(void))py_sampling_filter, METH_VARARGS | METH_KEYWORDS,
      "sampling_filter(kind, logits, value, min_tokens_to_keep=1, info=False) -> logits or (logits, kept, mass)"},

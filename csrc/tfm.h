@@ -119,7 +119,11 @@ float tfm_dot(const float *a, const float *b, int64_t n);
 void tfm_attention(float *ctx, float *probs, const float *q, int64_t ldq, const float *k, const float *v,
                    int64_t cap, const int32_t *mask, int64_t B, int64_t T, int64_t P, int64_t NH, int64_t D,
                    float scale, int causal, int64_t window, float *scratch);
+/* Threads a kernel call uses; tfm_set_num_threads(n) lowers it for the whole process (0 = all).
+ * Per-thread scratch is sized by tfm_thread_capacity(), the upper bound. */
 int tfm_max_threads(void);
+int tfm_thread_capacity(void);
+void tfm_set_num_threads(int n);
 
 /* ---------------------------------------------------------------------------------------------
  * Models (model.c)

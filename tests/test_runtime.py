@@ -84,3 +84,20 @@ def test_generate_releases_the_gil(checkpoint):
         count += 1
     t.join()
     assert count > 1000
+
+
+def test_thread_count_can_be_lowered_and_results_do_not_change(checkpoint):
+    model = tfm.AutoModelForCausalLM.from_pretrained(checkpoint / "st")
+    ids = np.random.default_rng(2).integers(0, 300, size=(3, 40))
+    full = model(ids).logits
+    total = tfm.get_num_threads()
+    try:
+        assert tfm.set_num_threads(1) == 1 and tfm.get_num_threads() == 1
+        one = model(ids).logits
+        assert tfm.set_num_threads(10_000) == total  # never above the process's capacity
+    finally:
+        tfm.set_num_threads(0)
+    assert tfm.get_num_threads() == total
+    np.testing.assert_allclose(one, full, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError):
+        tfm.set_num_threads(-1)

@@ -22,3 +22,13 @@ from .pretraining import DynamicMasking, StaticMasking, mlm_mask, nsp_pairs, sop
 from .tokenization import AutoTokenizer
 
 __version__ = "0.1.0"
+
+
+def set_num_threads(n: int) -> int:
+    """Threads the C core uses for every kernel (at most OMP_NUM_THREADS or the cores; 0 = all).
+    Returns the number now in use. Fewer threads help when other processes load the cores."""
+    return _tfmcore.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    return _tfmcore.max_threads()
