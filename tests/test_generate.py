@@ -471,3 +471,17 @@ def test_generation_config_json_is_used_and_overridden(models, tmp_path):
     assert np.array_equal(greedy, tfm.AutoModelForCausalLM.from_pretrained(d).generate(ids, max_new_tokens=3))
     cfg = tfm.generation.GenerationConfig.from_pretrained(tmp_path / "m")
     assert cfg.max_new_tokens == 7
+
+
+def test_trace_table_is_readable(models):
+    d, _ = models["noeos"]
+    model = tfm.AutoModelForCausalLM.from_pretrained(d)
+    out = model.generate(np.array([[5, 6, 7]]), do_sample=True, top_k=8, top_p=0.9, seed=1, max_new_tokens=2,
+                         trace=True, return_dict_in_generate=True)
+    text = out.trace[1].table(top=3)
+    lines = text.splitlines()
+    assert lines[0].startswith("step 1, row 0: chose ") and str(out.sequences[0, 4]) in lines[0]
+    assert [ln.split()[0] for ln in lines[2:]] == ["model", "top_k", "top_p"]
+    kept = [int(ln.split()[1]) for ln in lines[2:]]
+    assert kept[0] == model.config.vocab_size and kept[1] >= 8 and kept[2] <= kept[1]
+    assert str(out.trace[1]) == text

@@ -45,6 +45,26 @@ class StepTrace:
     def __getitem__(self, row: int) -> List[StageTrace]:
         return self.stages[row]
 
+    def table(self, row: int = 0, tokenizer: Any = None, top: int = 5) -> str:
+        """A readable table of one row: each stage's kept count, kept mass and top tokens.
+
+            print(res.trace[3].table(tokenizer=tok))
+        """
+        def show(t: int) -> str:
+            return repr(tokenizer.decode([int(t)])) if tokenizer is not None else str(int(t))
+
+        lines = [f"step {self.step}, row {row}: chose {show(self.chosen[row])} "
+                 f"(log p = {float(self.logprob[row]):.3f})",
+                 f"{'stage':<28}{'kept':>8}{'mass':>8}  top tokens"]
+        for st in self.stages[row]:
+            n = min(top, int((st.top_ids >= 0).sum()))
+            tops = ", ".join(f"{show(t)} {p:.3f}" for t, p in zip(st.top_ids[:n], st.top_probs[:n]))
+            lines.append(f"{st.name:<28}{st.kept:>8}{st.kept_mass:>8.3f}  {tops}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return "\n\n".join(self.table(r) for r in range(len(self.stages)))
+
 
 @dataclass
 class BeamTree:
