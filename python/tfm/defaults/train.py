@@ -22,16 +22,16 @@ What it does not do: it is not part of the runtime (torch and transformers are d
 download anything, and it is not a general training framework.
 
 Usage (2 shared cores; be nice). The shipped files were made with exactly:
-    nice -n 19 python scripts/train_defaults.py gpt  --minutes 33 --threads 1
-    nice -n 19 python scripts/train_defaults.py bert --minutes 28 --threads 1 --max-len 128 --lr 1e-3 --batch 32
+    nice -n 19 python -m tfm.defaults.train gpt  --minutes 33 --threads 1
+    nice -n 19 python -m tfm.defaults.train bert --minutes 28 --threads 1 --max-len 128 --lr 1e-3 --batch 32
 (--minutes makes the warm-up/decay schedule follow the wall clock, so the run ends on time on a shared
 machine; pass --steps N instead for a run that is reproducible step for step. --threads 1 because the
 2 cores were busy with other jobs: then 2 OpenMP threads wait on each other at every barrier and run
 ~3x slower than one -- measured with bench-bf16 --threads 1/2.)
 Also:
-    python scripts/train_defaults.py corpus-stats     # size of the extracted prose
-    python scripts/train_defaults.py bench-bf16       # does bf16 autocast help on this CPU?
-Run from the repository root (it imports tfm.pretraining from ./python).
+    python -m tfm.defaults.train corpus-stats     # size of the extracted prose
+    python -m tfm.defaults.train bench-bf16       # does bf16 autocast help on this CPU?
+Run as a module (python -m tfm.defaults.train …) with tfm importable (installed or PYTHONPATH=python).
 """
 from __future__ import annotations
 
@@ -45,9 +45,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = Path("/usr/share/doc/python3.11/html/_sources")
-OUT_ROOT = REPO / "python" / "tfm" / "defaults"
+OUT_ROOT = Path(__file__).resolve().parent  # python/tfm/defaults: the shipped folders
 VALID_EVERY = 20  # document i (in sorted path order) is validation iff i % VALID_EVERY == VALID_EVERY - 1
 
 
@@ -660,5 +659,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO / "python"))
     main()
