@@ -268,7 +268,7 @@ OPTION_CASES = [
 
 def test_every_generate_option_reaches_the_generation_config(capsys, gpt):
     for extra, field, value in OPTION_CASES:
-        doc = run_json(capsys, "generate", "The river", "--model", gpt[0], "--max-new-tokens", "3", *extra)
+        doc = run_json(capsys, "generate", "The river", "--model", gpt[0], "--max-new-tokens", "1", *extra)
         assert doc["generation_config"][field] == value, (extra, doc["generation_config"][field])
     tok = gpt[2]
     doc = run_json(capsys, "generate", "The river", "--model", gpt[0], "--max-new-tokens", "3",

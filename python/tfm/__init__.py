@@ -16,7 +16,7 @@ from .models import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, Auto
                      EncoderForSequenceClassification, EncoderForTokenClassification, EncoderModel, GPTForCausalLM,
                      GPTModel, KVCache)
 from .models.bert import AlbertConfig, BertConfig, DistilBertConfig, ElectraConfig, RobertaConfig
-from . import defaults, metrics, sampling
+from . import comparison, defaults, metrics, sampling
 from .defaults import load_default
 from .generation import GenerationConfig
 from .pipelines import pipeline

@@ -121,9 +121,9 @@ def _load_causal_lm(value: Optional[str]):
 
 
 def _prompt_ids(tok: Any, model: Any, prompt: str) -> List[int]:
-    from .comparison import _prompt_ids as ids
+    from .comparison import prompt_ids
 
-    return ids(tok, model, prompt)
+    return prompt_ids(tok, model, prompt)
 
 
 def _show(tok: Any, token_id: int) -> str:
@@ -175,7 +175,7 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
     from .generation.config import STRATEGIES
 
     g = p.add_argument_group("length")
-    g.add_argument("--max-new-tokens", type=_int_at_least(0), metavar="N",
+    g.add_argument("--max-new-tokens", type=_int_at_least(1), metavar="N",
                    help="tokens to generate (default: the checkpoint's generation_config.json, else 20)")
     g.add_argument("--max-length", type=_int_at_least(1), metavar="N",
                    help="total length, prompt included (when --max-new-tokens is not given)")
@@ -409,7 +409,7 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
     if args.strategies is not None:
         names = [n.strip() for n in args.strategies.split(",") if n.strip()]
     model, tok = _load_causal_lm(args.model)
-    chosen = comparison._select(names)  # before any work: an unknown name fails at once
+    chosen = comparison.select_strategies(names)  # before any work: an unknown name fails at once
     bar = None
     if args.prompts is not None and not args.no_progress:
         bar = Progress(len(prompts) * len(chosen), sys.stderr)

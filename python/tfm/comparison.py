@@ -33,7 +33,7 @@ import numpy as np
 from . import metrics
 from .generation import GenerationConfig
 
-__all__ = ["Strategy", "STRATEGIES", "compare", "strategy_names"]
+__all__ = ["Strategy", "STRATEGIES", "compare", "strategy_names", "select_strategies", "prompt_ids"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,8 @@ def strategy_names() -> List[str]:
     return [s.name for s in STRATEGIES]
 
 
-def _select(names: Optional[Sequence[str]]) -> List[Strategy]:
+def select_strategies(names: Optional[Sequence[str]]) -> List[Strategy]:
+    """The named strategies in the order given (None: all); ValueError naming unknown ones."""
     if names is None:
         return list(STRATEGIES)
     by_name = {s.name: s for s in STRATEGIES}
@@ -75,7 +76,8 @@ def _select(names: Optional[Sequence[str]]) -> List[Strategy]:
     return [by_name[n] for n in dict.fromkeys(names)]
 
 
-def _prompt_ids(tokenizer: Any, model: Any, prompt: str) -> List[int]:
+def prompt_ids(tokenizer: Any, model: Any, prompt: str) -> List[int]:
+    """Token ids of a prompt; an empty prompt is the model's BOS token."""
     ids = tokenizer.encode(prompt)
     if not ids:  # an empty prompt starts from BOS, as unconditional generation does
         bos = model.config.bos_token_id
@@ -115,8 +117,8 @@ def compare(model: Any, tokenizer: Any, prompts: Sequence[str], *, samples: int 
         raise ValueError("no prompt given")
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
         raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    chosen = _select(strategies)
-    encoded = [_prompt_ids(tokenizer, model, p) for p in prompts]
+    chosen = select_strategies(strategies)
+    encoded = [prompt_ids(tokenizer, model, p) for p in prompts]
     eos = [int(e) for e in ([model.config.eos_token_id] if isinstance(model.config.eos_token_id, int)
                             else (model.config.eos_token_id or []))]
     results = []
