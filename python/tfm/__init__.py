@@ -5,6 +5,7 @@
     model = tfm.AutoModelForCausalLM.from_pretrained(d)
     out = model(ids, attention_mask=mask)        # out.logits: float32 [B, T, V]
     fill = tfm.pipeline("fill-mask", model=bert_dir)
+    model, tok = tfm.load_default("gpt")         # the embedded tiny GPT ("bert": the embedded BERT)
     batch = tfm.mlm_mask(input_ids, tokenizer=tok, mlm_probability=0.15, seed=0)
 """
 import os as _os
@@ -25,7 +26,8 @@ from .models import (AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, Auto
                      EncoderForSequenceClassification, EncoderForTokenClassification, EncoderModel, GPTForCausalLM,
                      GPTModel, KVCache)
 from .models.bert import AlbertConfig, BertConfig, DistilBertConfig, ElectraConfig, RobertaConfig
-from . import metrics, sampling
+from . import comparison, defaults, metrics, sampling
+from .defaults import load_default
 from .generation import GenerationConfig
 from .pipelines import pipeline
 from .pretraining import DynamicMasking, StaticMasking, mlm_mask, nsp_pairs, sop_pairs
