@@ -300,13 +300,12 @@ void tfm_linear_forward(float *y, int64_t ldy, const float *x, int64_t ldx, cons
     if (m <= 0) return;
     const int nt = tfm_max_threads();
     /* Work is handed out in units through a dynamic schedule, so a thread that the OS parks (another
-     * process on the core) delays only its current unit: the others take the rest. Few rows or
-     * weights larger than a slice of L3 → units are groups of output panels (every weight byte
-     * read once); many rows and cache-sized weights → units are blocks of rows (each unit packs
-     * only its own rows of x). */
-    const int64_t weight_bytes = NB * 32 * w->k * (int64_t)sizeof(float);
+     * process on the core) delays only its current unit: the others take the rest. Rows of x much
+     * fewer than rows of W (decode, beams, the LM head) → units are groups of output panels: every
+     * weight byte is streamed once, each unit re-packs the small x. Otherwise units are blocks of
+     * rows: each packs only its own rows of x and re-reads W, which then sits in cache. */
     const int64_t row_unit = 24; /* a multiple of every MR */
-    if (m < 2 * row_unit || weight_bytes > (INT64_C(8) << 20)) {
+    if (m < 2 * row_unit || 4 * m <= NB * 32) {
         const int64_t chunk = NB / (4 * nt) > 1 ? NB / (4 * nt) : 1;
         const int64_t units = (NB + chunk - 1) / chunk;
 #pragma omp parallel for num_threads(tfm_max_threads()) schedule(dynamic, 1) if (units > 1)
