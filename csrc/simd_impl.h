@@ -26,6 +26,12 @@ typedef float vf __attribute__((vector_size(VW * 4)));
 typedef int32_t vi __attribute__((vector_size(VW * 4)));
 /* v16: two per 32-column panel row in the GEMM, which only loads, multiplies and adds. */
 typedef float v16 __attribute__((vector_size(64)));
+/* the upper lanes of the 4-lane shuffle step (they are never read) */
+#if VW == 16
+#define VW_TAIL8 , 8, 9, 10, 11, 12, 13, 14, 15
+#else
+#define VW_TAIL8
+#endif
 
 static inline __attribute__((always_inline)) vf ldv(const float *p) {
     vf v;
@@ -34,9 +40,16 @@ static inline __attribute__((always_inline)) vf ldv(const float *p) {
 }
 static inline __attribute__((always_inline)) void stv(float *p, vf v) { memcpy(p, &v, sizeof v); }
 static inline __attribute__((always_inline)) vf splatv(float x) { return (vf){0} + x; }
+/* Horizontal sum by halving (log2 VW vector adds instead of VW dependent scalar adds). */
 static inline __attribute__((always_inline)) float hsumv(vf v) {
+#if VW == 16
+    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+#endif
+#if VW >= 8
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3 VW_TAIL8);
+#endif
     float s = 0.0f;
-    for (int i = 0; i < VW; i++) s += v[i];
+    for (int i = 0; i < 4; i++) s += v[i];
     return s;
 }
 /* Vector ?: is C++-only in GCC, so selection is a bitwise blend on the comparison mask. */
