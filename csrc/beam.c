@@ -124,6 +124,14 @@ static void extend_row(tfm_generator *g, int64_t dst, int64_t src, int32_t tok, 
 /* The tmp rows become the running rows; the cache follows the parents. */
 static tfm_status commit_running(tfm_generator *g) {
     const int64_t R = g->R, L = g->max_len, M = g->M;
+    /* a new row and its parent share the tokens of their common prefix, and with them the keys and
+     * values of those positions: only the rest of the cache row is copied */
+    for (int64_t r = 0; r < R; r++) {
+        int64_t p = g->reorder[r], n = 0;
+        if (p != r)
+            while (n < g->cur_len && g->ids[r * L + n] == g->ids[p * L + n]) n++;
+        g->first[r] = p == r ? g->cur_len : n;
+    }
     memcpy(g->ids, g->tmp_seq, (size_t)(R * L) * sizeof(int32_t));
     memcpy(g->run_bidx, g->tmp_bidx, (size_t)(R * M) * sizeof(int32_t));
     memcpy(g->run_lp, g->tmp_f, (size_t)(R * M) * sizeof(float));
@@ -132,7 +140,7 @@ static tfm_status commit_running(tfm_generator *g) {
         g->mask[r * L + g->cur_len] = 1; /* every running row of a prompt shares its mask */
         g->n_real[r]++;
     }
-    tfm_status st = tfm_kv_cache_reorder(&g->cache, g->reorder, R);
+    tfm_status st = tfm_kv_cache_reorder_from(&g->cache, g->reorder, R, g->first);
     g->cur_len++;
     g->step++;
     return st;

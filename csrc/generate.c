@@ -413,7 +413,9 @@ static tfm_status step_contrastive(tfm_generator *g) {
         int64_t sel = g->reorder[b * k];
         if (sel != b) memcpy(g->logits + b * V, g->logits + sel * V, (size_t)V * sizeof(float));
     }
-    if ((st = tfm_kv_cache_reorder(&g->cache, g->reorder, B * k)) != TFM_OK) return st;
+    /* the candidates of a prompt differ only in their last position */
+    for (int64_t r = 0; r < B * k; r++) g->first[r] = g->reorder[r] == r ? S : g->cur_len;
+    if ((st = tfm_kv_cache_reorder_from(&g->cache, g->reorder, B * k, g->first)) != TFM_OK) return st;
     for (int64_t b = 0; b < B; b++) {
         int32_t tok = g->out->sequences[b * L + g->cur_len];
         g->n_real[b]++;
@@ -501,6 +503,7 @@ tfm_status tfm_generator_init(tfm_generator **gp, const tfm_model *m, const tfm_
     ALLOC(g->logits, g->F * V);
     ALLOC(g->proc, R * V);
     ALLOC(g->reorder, g->F);
+    ALLOC(g->first, g->F);
     ALLOC(g->rng, R);
     g->nthreads = tfm_thread_capacity(); /* thread ids index the scratch */
     ALLOC(g->sws, g->nthreads);
@@ -580,7 +583,7 @@ void tfm_generator_free(tfm_generator *g) {
                     g->fwd_mask, g->logits, g->hidden, g->proc, g->rng, g->sws, g->tbuf, g->zbuf,
                     g->hamming, g->row_lse, g->hyp_seq, g->hyp_len, g->hyp_lp, g->run_lp, g->run_raw, g->run_score, g->run_gumbel, g->run_bidx, g->acc,
                     g->cand_idx, g->cand_score, g->cand_hit, g->cand_aux, g->fin_seq, g->fin_score, g->fin_bidx,
-                    g->fin_lp, g->fin_raw, g->fin_len, g->fin_flag, g->improvable, g->reorder, g->tmp_seq,
+                    g->fin_lp, g->fin_raw, g->fin_len, g->fin_flag, g->improvable, g->reorder, g->first, g->tmp_seq,
                     g->tmp_f, g->tmp_bidx, g->hyp_score, g->hyp_count, g->hyp_worst, g->group_done,
                     g->ctx_hidden, g->cand_probs, g->cand_tok};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);

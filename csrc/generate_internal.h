@@ -58,6 +58,7 @@ struct tfm_generator {
     uint8_t *fin_flag;     /* [B·K] */
     uint8_t *improvable;   /* [B] */
     int64_t *reorder;      /* [F] cache reorder map */
+    int64_t *first;        /* [F] first cache position that differs from the reorder source */
     int32_t *tmp_seq;      /* [R][max_len] */
     float *tmp_f;          /* [2][R][M] */
     int32_t *tmp_bidx;     /* [R][M] */

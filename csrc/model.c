@@ -375,6 +375,7 @@ tfm_status tfm_kv_cache_init(tfm_kv_cache *c, const tfm_model *m, int64_t batch,
 void tfm_kv_cache_free(tfm_kv_cache *c) {
     free(c->k);
     free(c->v);
+    free(c->scratch);
     memset(c, 0, sizeof *c);
 }
 
@@ -407,24 +408,39 @@ tfm_status tfm_kv_cache_reserve(tfm_kv_cache *c, int64_t capacity) {
     return TFM_OK;
 }
 
-/* Copies the first `len` positions of one row (all layers, heads) of buf to/from a packed row. */
+/* Positions [p0, len) of one row (all layers, heads) of buf ↔ a packed row [L][NH][len][D]. */
 static void cache_row_io(float *buf, int64_t batch, int64_t row, float *packed, int to_packed, const tfm_kv_cache *c,
-                         int64_t len) {
+                         int64_t p0, int64_t len) {
     const int64_t NH = c->n_head, D = c->head_dim;
+    const size_t bytes = (size_t)((len - p0) * D) * sizeof(float);
+    if (len <= p0) return;
     for (int64_t l = 0; l < c->n_layer; l++)
         for (int64_t h = 0; h < NH; h++) {
-            float *cell = buf + ((l * batch + row) * NH + h) * c->capacity * D;
-            float *p = packed + (l * NH + h) * len * D;
+            float *cell = buf + (((l * batch + row) * NH + h) * c->capacity + p0) * D;
+            float *p = packed + ((l * NH + h) * len + p0) * D;
             if (to_packed)
-                memcpy(p, cell, (size_t)(len * D) * sizeof(float));
+                memcpy(p, cell, bytes);
             else
-                memcpy(cell, p, (size_t)(len * D) * sizeof(float));
+                memcpy(cell, p, bytes);
         }
 }
 
-/* Same batch size: move only the rows that change, in place. Rows that are overwritten while
- * another row still reads them are saved first (beam search usually changes one or two rows). */
-static tfm_status reorder_in_place(tfm_kv_cache *c, const int64_t *src) {
+/* Row r ← row s for positions [p0, len), straight within the buffer. */
+static void cache_row_move(float *buf, int64_t batch, int64_t r, int64_t s, const tfm_kv_cache *c, int64_t p0,
+                           int64_t len) {
+    const int64_t NH = c->n_head, D = c->head_dim;
+    if (len <= p0) return;
+    for (int64_t l = 0; l < c->n_layer; l++)
+        for (int64_t h = 0; h < NH; h++)
+            memcpy(buf + (((l * batch + r) * NH + h) * c->capacity + p0) * D,
+                   buf + (((l * batch + s) * NH + h) * c->capacity + p0) * D, (size_t)((len - p0) * D) * sizeof(float));
+}
+
+/* Same batch size: move only the rows that change, in place, and of those only the positions
+ * from first[r] on (the caller knows the rows agree before it: beams share their prefix, and
+ * K/V of a position depend only on the tokens up to it). Rows that are overwritten while another
+ * row still reads them are saved first. */
+static tfm_status reorder_in_place(tfm_kv_cache *c, const int64_t *src, const int64_t *first) {
     const int64_t B = c->batch, len = c->length;
     const size_t row_floats = (size_t)c->n_layer * (size_t)c->n_head * (size_t)len * (size_t)c->head_dim;
     if (len == 0) return TFM_OK;
@@ -433,51 +449,50 @@ static tfm_status reorder_in_place(tfm_kv_cache *c, const int64_t *src) {
     int64_t n_saved = 0;
     for (int64_t r = 0; r < B; r++) slot[r] = -1;
     for (int64_t r = 0; r < B; r++) {
-        if (src[r] == r) continue;
         int64_t s = src[r];
+        if (s == r || (first && first[r] >= len)) continue;
         /* s is read by r; if s itself will be overwritten, it must be saved */
-        if (src[s] != s && slot[s] < 0) slot[s] = n_saved++;
+        if (src[s] != s && !(first && first[s] >= len) && slot[s] < 0) slot[s] = n_saved++;
     }
-    float *saved = n_saved ? (float *)malloc((size_t)n_saved * 2 * row_floats * sizeof(float)) : NULL;
-    if (n_saved && !saved) {
-        free(slot);
-        return TFM_E_NOMEM;
+    size_t need = (size_t)n_saved * 2 * row_floats;
+    if (need > c->scratch_floats) {
+        float *grown = (float *)realloc(c->scratch, need * sizeof(float));
+        if (!grown) {
+            free(slot);
+            return TFM_E_NOMEM;
+        }
+        c->scratch = grown, c->scratch_floats = need;
     }
+    float *saved = c->scratch;
     for (int64_t r = 0; r < B; r++)
         if (slot[r] >= 0) {
-            cache_row_io(c->k, B, r, saved + (size_t)slot[r] * 2 * row_floats, 1, c, len);
-            cache_row_io(c->v, B, r, saved + ((size_t)slot[r] * 2 + 1) * row_floats, 1, c, len);
+            cache_row_io(c->k, B, r, saved + (size_t)slot[r] * 2 * row_floats, 1, c, 0, len);
+            cache_row_io(c->v, B, r, saved + ((size_t)slot[r] * 2 + 1) * row_floats, 1, c, 0, len);
         }
-    float *tmp = (float *)malloc(row_floats * sizeof(float));
-    if (!tmp) {
-        free(slot), free(saved);
-        return TFM_E_NOMEM;
-    }
-    for (int64_t r = 0; r < B; r++) {
-        int64_t s = src[r];
-        if (s == r) continue;
-        for (int kv = 0; kv < 2; kv++) {
-            float *buf = kv ? c->v : c->k;
-            const float *from;
+    /* rows that are read but not overwritten can be copied from directly; do those last so a
+     * direct source is never a row changed earlier in this loop */
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t r = 0; r < B; r++) {
+            int64_t s = src[r], p0 = first ? first[r] : 0;
+            if (s == r || p0 >= len || (slot[s] >= 0) != (pass == 0)) continue;
             if (slot[s] >= 0) {
-                from = saved + ((size_t)slot[s] * 2 + (size_t)kv) * row_floats;
+                cache_row_io(c->k, B, r, saved + (size_t)slot[s] * 2 * row_floats, 0, c, p0, len);
+                cache_row_io(c->v, B, r, saved + ((size_t)slot[s] * 2 + 1) * row_floats, 0, c, p0, len);
             } else {
-                cache_row_io(buf, B, s, tmp, 1, c, len);
-                from = tmp;
+                cache_row_move(c->k, B, r, s, c, p0, len);
+                cache_row_move(c->v, B, r, s, c, p0, len);
             }
-            cache_row_io(buf, B, r, (float *)from, 0, c, len);
         }
-    }
-    free(tmp), free(saved), free(slot);
+    free(slot);
     return TFM_OK;
 }
 
-tfm_status tfm_kv_cache_reorder(tfm_kv_cache *c, const int64_t *src, int64_t new_batch) {
+tfm_status tfm_kv_cache_reorder_from(tfm_kv_cache *c, const int64_t *src, int64_t new_batch, const int64_t *first) {
     if (!c->k) return TFM_E_STATE;
     if (new_batch <= 0 || !src) return TFM_E_ARG;
     for (int64_t b = 0; b < new_batch; b++)
-        if (src[b] < 0 || src[b] >= c->batch) return TFM_E_RANGE;
-    if (new_batch == c->batch) return reorder_in_place(c, src);
+        if (src[b] < 0 || src[b] >= c->batch || (first && first[b] < 0)) return TFM_E_RANGE;
+    if (new_batch == c->batch) return reorder_in_place(c, src, first);
     size_t n = cache_floats(c, new_batch, c->capacity);
     float *k = (float *)malloc(n * sizeof(float)), *v = (float *)malloc(n * sizeof(float));
     if (!k || !v) {
@@ -491,10 +506,15 @@ tfm_status tfm_kv_cache_reorder(tfm_kv_cache *c, const int64_t *src, int64_t new
     return TFM_OK;
 }
 
+tfm_status tfm_kv_cache_reorder(tfm_kv_cache *c, const int64_t *src, int64_t new_batch) {
+    return tfm_kv_cache_reorder_from(c, src, new_batch, NULL);
+}
+
 tfm_status tfm_kv_cache_copy(tfm_kv_cache *dst, const tfm_kv_cache *src) {
     memset(dst, 0, sizeof *dst);
     if (!src->k) return TFM_E_STATE;
     *dst = *src;
+    dst->scratch = NULL, dst->scratch_floats = 0;
     size_t n = cache_floats(src, src->batch, src->capacity);
     dst->k = (float *)malloc(n * sizeof(float));
     dst->v = (float *)malloc(n * sizeof(float));

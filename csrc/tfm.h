@@ -288,6 +288,8 @@ typedef struct {
     int64_t length;    /* P: positions filled (the same for every row; pads are masked, not skipped) */
     float *k, *v;      /* [L][B][NH][capacity][D] */
     uint64_t model_uid;
+    float *scratch;    /* reorder scratch, grown on demand and kept (beam search reorders every step) */
+    size_t scratch_floats;
 } tfm_kv_cache;
 
 tfm_status tfm_kv_cache_init(tfm_kv_cache *c, const tfm_model *m, int64_t batch, int64_t capacity);
@@ -296,6 +298,9 @@ void tfm_kv_cache_free(tfm_kv_cache *c);
 tfm_status tfm_kv_cache_reserve(tfm_kv_cache *c, int64_t capacity);
 /* Row r of the result = row src[r] of the current cache, r < new_batch (beam reorder / expansion). */
 tfm_status tfm_kv_cache_reorder(tfm_kv_cache *c, const int64_t *src, int64_t new_batch);
+/* The same, when the caller knows that row r and its source agree on positions before first[r]
+ * (e.g. beams with a common prefix): only positions from first[r] on are copied. */
+tfm_status tfm_kv_cache_reorder_from(tfm_kv_cache *c, const int64_t *src, int64_t new_batch, const int64_t *first);
 /* Deep copy. */
 tfm_status tfm_kv_cache_copy(tfm_kv_cache *dst, const tfm_kv_cache *src);
 
