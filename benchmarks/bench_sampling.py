@@ -12,7 +12,12 @@ Logits: GPT-2-like (a peaked head over Gaussian noise). Usage:
 import argparse
 import time
 
+import sys
+from pathlib import Path
+
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
 
 import tfm.sampling as S
 from tfm import _tfmcore as C

@@ -269,10 +269,7 @@ tfm_status tfm__gen_process_rows(tfm_generator *g, const int64_t *rows, int64_t 
 }
 
 /* log softmax(z)[tok] */
-static float logprob_of(const float *z, int64_t V, int64_t tok, float *scratch) {
-    if (tfm_log_softmax(scratch, z, V) != TFM_OK) return -INFINITY;
-    return scratch[tok];
-}
+static float logprob_of(const float *z, int64_t V, int64_t tok) { return z[tok] - tfm_logsumexp(z, V); }
 
 /* ---------------------------------------------------------------------------------------------
  * Greedy and sampling (transformers' _sample)
@@ -296,7 +293,6 @@ static tfm_status step_sample(tfm_generator *g) {
 #pragma omp parallel for num_threads(tfm_max_threads()) schedule(dynamic, 1) reduction(| : failed) if (R > 1)
     for (int64_t r = 0; r < R; r++) {
         int tid = thread_id();
-        float *scratch = g->tbuf + (int64_t)tid * 2 * V;
         const float *z = g->proc + r * V;
         int64_t tok;
         float lp = 0.0f, raw = 0.0f;
@@ -311,8 +307,8 @@ static tfm_status step_sample(tfm_generator *g) {
             } else {
                 tok = tfm_argmax(z, V);
             }
-            if (g->out->token_logprobs || g->out->seq_scores) lp = logprob_of(z, V, tok, scratch);
-            if (g->out->raw_logprobs) raw = logprob_of(g->logits + r * V, V, tok, scratch);
+            if (g->out->token_logprobs || g->out->seq_scores) lp = logprob_of(z, V, tok);
+            if (g->out->raw_logprobs) raw = logprob_of(g->logits + r * V, V, tok);
         }
         write_row_outputs(g, r, (int32_t)tok, lp, raw);
     }
@@ -402,8 +398,8 @@ static tfm_status step_contrastive(tfm_generator *g) {
         if (!g->unfinished[b]) {
             tok = g->cfg.pad_id;
         } else {
-            lp = logprob_of(g->proc + b * V, V, tok, g->tbuf);
-            raw = logprob_of(g->logits + b * V, V, tok, g->tbuf); /* still this step's logits */
+            if (g->out->token_logprobs || g->out->seq_scores) lp = logprob_of(g->proc + b * V, V, tok);
+            if (g->out->raw_logprobs) raw = logprob_of(g->logits + b * V, V, tok); /* this step's logits */
         }
         write_row_outputs(g, b, tok, lp, raw);
         for (int64_t j = 0; j < k; j++) g->reorder[b * k + j] = sel;

@@ -57,6 +57,8 @@ typedef struct {
     void (*axpy)(float *, float, const float *, int64_t);
     float (*exp_shift_sum)(float *, float, int64_t);
     int64_t (*act_vec)(float *, int64_t, int);
+    float (*exp_sum)(const float *, float, int64_t);
+    float (*max)(const float *, int64_t);
 } kernel_table;
 
 #define DECLARE_ISA(S)                                                                                  \
@@ -65,7 +67,9 @@ typedef struct {
     float tfm_dot##S(const float *, const float *, int64_t);                                            \
     void tfm_axpy##S(float *, float, const float *, int64_t);                                           \
     float tfm_exp_shift_sum##S(float *, float, int64_t);                                                \
-    int64_t tfm_act_vec##S(float *, int64_t, int);
+    int64_t tfm_act_vec##S(float *, int64_t, int);                                                      \
+    float tfm_exp_sum##S(const float *, float, int64_t);                                                \
+    float tfm_max##S(const float *, int64_t);
 DECLARE_ISA(_generic)
 #if defined(__x86_64__) && defined(__GNUC__)
 DECLARE_ISA(_avx2)
@@ -111,15 +115,29 @@ static int64_t act_vec_none(float *x, int64_t n, int act) {
     return 0;
 }
 
+static float exp_sum_scalar(const float *x, float shift, int64_t n) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += expf(x[i] - shift);
+    return s;
+}
+
+static float max_scalar(const float *x, int64_t n) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
 static const kernel_table table_scalar = {gemm_panels_scalar, tfm_dot, axpy_scalar, exp_shift_sum_scalar,
-                                          act_vec_none};
+                                          act_vec_none, exp_sum_scalar, max_scalar};
 static const kernel_table table_generic = {tfm_gemm_panels_generic, tfm_dot_generic, tfm_axpy_generic,
-                                           tfm_exp_shift_sum_generic, tfm_act_vec_generic};
+                                           tfm_exp_shift_sum_generic, tfm_act_vec_generic, tfm_exp_sum_generic,
+                                           tfm_max_generic};
 #if defined(__x86_64__) && defined(__GNUC__)
 static const kernel_table table_avx2 = {tfm_gemm_panels_avx2, tfm_dot_avx2, tfm_axpy_avx2, tfm_exp_shift_sum_avx2,
-                                        tfm_act_vec_avx2};
+                                        tfm_act_vec_avx2, tfm_exp_sum_avx2, tfm_max_avx2};
 static const kernel_table table_avx512 = {tfm_gemm_panels_avx512, tfm_dot_avx512, tfm_axpy_avx512,
-                                          tfm_exp_shift_sum_avx512, tfm_act_vec_avx512};
+                                          tfm_exp_shift_sum_avx512, tfm_act_vec_avx512, tfm_exp_sum_avx512,
+                                          tfm_max_avx512};
 #endif
 
 static const kernel_table *K_ = &table_generic;
@@ -162,6 +180,13 @@ tfm_isa tfm_select_isa(tfm_isa wanted) {
 
 /* Public entry to the dispatched exponential (decoding's softmax passes use it). */
 float tfm_exp_shift_sum(float *x, float shift, int64_t n) { return K_->exp_shift_sum(x, shift, n); }
+
+float tfm_logsumexp(const float *x, int64_t n) {
+    const kernel_table *kt = K_;
+    float mx = kt->max(x, n);
+    if (mx == -INFINITY) return -INFINITY;
+    return mx + logf(kt->exp_sum(x, mx, n));
+}
 
 /* ---------------------------------------------------------------------------------------------
  * dtype conversion

@@ -1025,14 +1025,21 @@ static int Generator_init(GeneratorObject *g, PyObject *args, PyObject *kw) {
     PyArrayObject *a;
     if (!(a = generator_output(g, "sequences", 2, d_seq, NPY_INT32))) return -1;
     g->out.sequences = PyArray_DATA(a);
-    if (!(a = generator_output(g, "sequences_scores", 1, d_n, NPY_FLOAT32))) return -1;
-    g->out.seq_scores = PyArray_DATA(a);
-    if (!(a = generator_output(g, "token_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
-    g->out.token_logprobs = PyArray_DATA(a);
-    if (!(a = generator_output(g, "raw_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
-    g->out.raw_logprobs = PyArray_DATA(a);
-    if (!(a = generator_output(g, "beam_indices", 2, d_nm, NPY_INT32))) return -1;
-    g->out.beam_indices = PyArray_DATA(a);
+    /* log-probs cost two passes over the vocabulary per row and step: only when asked (beam modes
+     * always keep them — they come with the beam bookkeeping) */
+    PyObject *want_lp = PyDict_GetItemString(want_d, "logprobs");
+    if (W > 0 || (want_lp && PyObject_IsTrue(want_lp))) {
+        if (!(a = generator_output(g, "sequences_scores", 1, d_n, NPY_FLOAT32))) return -1;
+        g->out.seq_scores = PyArray_DATA(a);
+        if (!(a = generator_output(g, "token_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
+        g->out.token_logprobs = PyArray_DATA(a);
+        if (!(a = generator_output(g, "raw_logprobs", 2, d_nm, NPY_FLOAT32))) return -1;
+        g->out.raw_logprobs = PyArray_DATA(a);
+    }
+    if (W > 0) {
+        if (!(a = generator_output(g, "beam_indices", 2, d_nm, NPY_INT32))) return -1;
+        g->out.beam_indices = PyArray_DATA(a);
+    }
     if (PyObject_IsTrue(PyDict_GetItemString(want_d, "scores") ? PyDict_GetItemString(want_d, "scores") : Py_False)) {
         npy_intp d[3] = {M, R, V};
         if (!(a = generator_output(g, "scores", 3, d, NPY_FLOAT32))) return -1;

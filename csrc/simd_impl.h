@@ -152,6 +152,28 @@ float FN(tfm_exp_shift_sum)(float *x, float shift, int64_t n) {
     return s;
 }
 
+/* Σ e^(x[i] − shift) without storing the exponentials, and max(x): the two reads of a
+ * log-sum-exp (log-probabilities of chosen tokens, per step). The vector exp clamps its argument
+ * at −87.3, so a −inf entry adds 1.2e-38: nothing next to the max entry's 1. */
+float FN(tfm_exp_sum)(const float *x, float shift, int64_t n) {
+    vf acc = {0};
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) acc += vexpv(ldv(x + i) - shift);
+    float s = hsumv(acc);
+    for (; i < n; i++) s += expf(x[i] - shift);
+    return s;
+}
+
+float FN(tfm_max)(const float *x, int64_t n) {
+    vf m = splatv(-INFINITY);
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) m = vmaxv(m, ldv(x + i));
+    float r = -INFINITY;
+    for (int k = 0; k < VW; k++) r = m[k] > r ? m[k] : r;
+    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    return r;
+}
+
 /* ---- activations, in place over n floats (act codes: tfm.h tfm_act) ------------------------ */
 #define SQRT_2_OVER_PI 0.7978845608028654f
 static inline __attribute__((always_inline)) vf actv(vf x, int act) {

@@ -403,6 +403,8 @@ tfm_status tfm_encoder_forward(const tfm_model *m, tfm_workspace *ws, const tfm_
 /* x[i] = e^(x[i] − shift) in place over n floats through the chosen ISA path; returns Σ (float
  * accumulation). Arguments below −87.3 are clamped (results ≥ 1.2e-38, never 0). */
 float tfm_exp_shift_sum(float *x, float shift, int64_t n);
+/* log Σ e^x[i] over n floats, reading x twice and writing nothing (−inf when all are −inf). */
+float tfm_logsumexp(const float *x, int64_t n);
 
 /* RNG: xoshiro256** (Blackman & Vigna 2018), state seeded by splitmix64 from (seed, stream), so
  * each batch row / beam owns a generator whose draws depend on nothing else. Copy the struct to

@@ -86,3 +86,22 @@ def test_isa_selection_reports_what_runs():
     assert _tfmcore.isa in ISAS
     with pytest.raises(ValueError, match="unknown ISA"):
         _tfmcore.select_isa("sse9")
+
+
+def test_logsumexp_through_generate_logprobs(isa):
+    """token_logprobs use the store-free log-sum-exp kernel of the selected ISA path."""
+    import tfm
+
+    cfg = tfm.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=97, n_positions=32, initializer_range=0.5,
+                         eos_token_id=96, bos_token_id=96)
+    from tfm.models.gpt import GPTForCausalLM, random_state_dict
+
+    model = GPTForCausalLM.from_state_dict(cfg, random_state_dict(cfg, seed=3))
+    ids = np.array([[1, 2, 3]])
+    out = model.generate(ids, max_new_tokens=4, do_sample=True, top_p=0.8, seed=0, return_dict_in_generate=True,
+                         output_scores=True)
+    for s, sc in enumerate(out.scores):
+        z = sc[0].astype(np.float64)
+        fin = np.isfinite(z)
+        lse = np.log(np.exp(z[fin] - z[fin].max()).sum()) + z[fin].max()
+        assert out.token_logprobs[0, s] == pytest.approx(z[out.sequences[0, 3 + s]] - lse, abs=1e-5)

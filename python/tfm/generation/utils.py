@@ -174,7 +174,7 @@ class GenerationMixin:
                         early_stopping={False: 0, True: 1, "never": 2}[cfg.early_stopping],
                         eos=np.asarray(eos, dtype=np.int32), pad_id=pad, seed=seed,
                         trace_top_n=cfg.trace_top_n if cfg.trace else 0)
-        want = dict(scores=cfg.output_scores)
+        want = dict(scores=cfg.output_scores, logprobs=cfg.return_dict_in_generate or cfg.trace)
         gen = _tfmcore.Generator(self._core, ids, mask, core_cfg, chain, want)
         return gen, chain, mode, ids.shape[1]
 
@@ -214,8 +214,9 @@ class GenerationMixin:
                              timings=dict(prefill=out["time_prefill"], forward=out["time_forward"],
                                           other=out["time_total"] - out["time_prefill"] - out["time_forward"],
                                           steps=steps))
-        res.token_logprobs = out["token_logprobs"][:, :gen_len]
-        res.raw_logprobs = out["raw_logprobs"][:, :gen_len]
+        if "token_logprobs" in out:
+            res.token_logprobs = out["token_logprobs"][:, :gen_len]
+            res.raw_logprobs = out["raw_logprobs"][:, :gen_len]
         if mode in BEAM_MODES:
             res.sequences_scores = out["sequences_scores"]
             res.beam_indices = out["beam_indices"][:, :gen_len].astype(np.int64)
