@@ -59,6 +59,8 @@ typedef struct {
     int64_t (*act_vec)(float *, int64_t, int);
     float (*exp_sum)(const float *, float, int64_t);
     float (*max)(const float *, int64_t);
+    void (*scores_t)(float *, const float *, const float *, int64_t, int64_t, int64_t, float);
+    void (*rows_weighted)(float *, const float *, const float *, int64_t, int64_t);
 } kernel_table;
 
 #define DECLARE_ISA(S)                                                                                  \
@@ -69,7 +71,9 @@ typedef struct {
     float tfm_exp_shift_sum##S(float *, float, int64_t);                                                \
     int64_t tfm_act_vec##S(float *, int64_t, int);                                                      \
     float tfm_exp_sum##S(const float *, float, int64_t);                                                \
-    float tfm_max##S(const float *, int64_t);
+    float tfm_max##S(const float *, int64_t);                                                           \
+    void tfm_scores_t##S(float *, const float *, const float *, int64_t, int64_t, int64_t, float);      \
+    void tfm_rows_weighted##S(float *, const float *, const float *, int64_t, int64_t);
 DECLARE_ISA(_generic)
 #if defined(__x86_64__) && defined(__GNUC__)
 DECLARE_ISA(_avx2)
@@ -127,17 +131,36 @@ static float max_scalar(const float *x, int64_t n) {
     return m;
 }
 
+static void scores_t_scalar(float *sc, const float *q, const float *kt, int64_t ld, int64_t D, int64_t n,
+                            float scale) {
+    for (int64_t j = 0; j < n; j++) {
+        double a = 0.0;
+        for (int64_t d = 0; d < D; d++) a += (double)q[d] * kt[d * ld + j];
+        sc[j] = (float)a * scale;
+    }
+}
+
+static void rows_weighted_scalar(float *o, const float *w, const float *v, int64_t n, int64_t D) {
+    for (int64_t c = 0; c < D; c++) {
+        double a = 0.0;
+        for (int64_t j = 0; j < n; j++) a += (double)w[j] * v[j * D + c];
+        o[c] = (float)a;
+    }
+}
+
 static const kernel_table table_scalar = {gemm_panels_scalar, tfm_dot, axpy_scalar, exp_shift_sum_scalar,
-                                          act_vec_none, exp_sum_scalar, max_scalar};
+                                          act_vec_none, exp_sum_scalar, max_scalar, scores_t_scalar,
+                                          rows_weighted_scalar};
 static const kernel_table table_generic = {tfm_gemm_panels_generic, tfm_dot_generic, tfm_axpy_generic,
                                            tfm_exp_shift_sum_generic, tfm_act_vec_generic, tfm_exp_sum_generic,
-                                           tfm_max_generic};
+                                           tfm_max_generic, tfm_scores_t_generic, tfm_rows_weighted_generic};
 #if defined(__x86_64__) && defined(__GNUC__)
 static const kernel_table table_avx2 = {tfm_gemm_panels_avx2, tfm_dot_avx2, tfm_axpy_avx2, tfm_exp_shift_sum_avx2,
-                                        tfm_act_vec_avx2, tfm_exp_sum_avx2, tfm_max_avx2};
+                                        tfm_act_vec_avx2, tfm_exp_sum_avx2, tfm_max_avx2, tfm_scores_t_avx2,
+                                        tfm_rows_weighted_avx2};
 static const kernel_table table_avx512 = {tfm_gemm_panels_avx512, tfm_dot_avx512, tfm_axpy_avx512,
                                           tfm_exp_shift_sum_avx512, tfm_act_vec_avx512, tfm_exp_sum_avx512,
-                                          tfm_max_avx512};
+                                          tfm_max_avx512, tfm_scores_t_avx512, tfm_rows_weighted_avx512};
 #endif
 
 static const kernel_table *K_ = &table_generic;
@@ -422,17 +445,61 @@ void tfm_activation(float *x, int64_t n, tfm_act act) {
 /* ---------------------------------------------------------------------------------------------
  * Attention
  * ------------------------------------------------------------------------------------------- */
+/* Softmax of sc[j0, j1) (masked keys already at −FLT_MAX), context o = Σ p_j v_j, probabilities out. */
+static void attend_row(const kernel_table *kt, float *o, float *pr, float *sc, const float *vh, int64_t j0, int64_t j1,
+                       int64_t S, int64_t D) {
+    float mx = -INFINITY;
+    for (int64_t j = j0; j < j1; j++) mx = sc[j] > mx ? sc[j] : mx;
+    float inv = 1.0f / kt->exp_shift_sum(sc + j0, mx, j1 - j0);
+    kt->rows_weighted(o, sc + j0, vh + j0 * D, j1 - j0, D);
+    for (int64_t d = 0; d < D; d++) o[d] *= inv;
+    if (pr) {
+        memset(pr, 0, (size_t)S * sizeof(float));
+        for (int64_t j = j0; j < j1; j++) pr[j] = sc[j] * inv;
+    }
+}
+
 void tfm_attention(float *ctx, float *probs, const float *q, int64_t ldq, const float *k, const float *v,
                    int64_t cap, const int32_t *mask, int64_t B, int64_t T, int64_t P, int64_t NH, int64_t D,
                    float scale, int causal, int64_t window, float *scratch) {
     const int64_t S = P + T;
     const int64_t C = NH * D;
     const kernel_table *kt = K_;
+    if (T >= 8) {
+        /* many queries per (row, head): transpose the keys once, then every query's scores are a
+         * register-blocked product instead of S dot products */
+#pragma omp parallel for num_threads(tfm_max_threads()) schedule(dynamic, 1)
+        for (int64_t pair = 0; pair < B * NH; pair++) {
+#ifdef _OPENMP
+            float *sc = scratch + (int64_t)omp_get_thread_num() * S * (D + 1);
+#else
+            float *sc = scratch;
+#endif
+            float *kt_pack = sc + S; /* [D][S] */
+            const int64_t b = pair / NH, h = pair % NH;
+            const float *kh = k + ((b * NH + h) * cap) * D;
+            const float *vh = v + ((b * NH + h) * cap) * D;
+            const int32_t *mrow = mask ? mask + b * S : NULL;
+            for (int64_t j = 0; j < S; j++)
+                for (int64_t d = 0; d < D; d++) kt_pack[d * S + j] = kh[j * D + d];
+            for (int64_t t = 0; t < T; t++) {
+                int64_t j1 = causal ? P + t + 1 : S;
+                int64_t j0 = (causal && window > 0 && j1 - window > 0) ? j1 - window : 0;
+                kt->scores_t(sc + j0, q + (b * T + t) * ldq + h * D, kt_pack + j0, S, D, j1 - j0, scale);
+                if (mrow)
+                    for (int64_t j = j0; j < j1; j++)
+                        if (mrow[j] == 0) sc[j] += -FLT_MAX;
+                attend_row(kt, ctx + (b * T + t) * C + h * D, probs ? probs + ((b * NH + h) * T + t) * S : NULL, sc,
+                           vh, j0, j1, S, D);
+            }
+        }
+        return;
+    }
     const int64_t n_items = B * NH * T;
 #pragma omp parallel for num_threads(tfm_max_threads()) schedule(static) if (n_items * S * D > 32768)
     for (int64_t item = 0; item < n_items; item++) {
 #ifdef _OPENMP
-        float *sc = scratch + (int64_t)omp_get_thread_num() * S;
+        float *sc = scratch + (int64_t)omp_get_thread_num() * S * (D + 1);
 #else
         float *sc = scratch;
 #endif
@@ -444,22 +511,12 @@ void tfm_attention(float *ctx, float *probs, const float *q, int64_t ldq, const 
         /* visible keys [j0, j1) */
         int64_t j1 = causal ? P + t + 1 : S;
         int64_t j0 = (causal && window > 0 && j1 - window > 0) ? j1 - window : 0;
-        float mx = -INFINITY;
         for (int64_t j = j0; j < j1; j++) {
             float s = kt->dot(qv, kh + j * D, D) * scale;
             if (mrow && mrow[j] == 0) s += -FLT_MAX;
             sc[j] = s;
-            if (s > mx) mx = s;
         }
-        float sum = kt->exp_shift_sum(sc + j0, mx, j1 - j0);
-        float inv = 1.0f / sum;
-        float *o = ctx + (b * T + t) * C + h * D;
-        memset(o, 0, (size_t)D * sizeof(float));
-        for (int64_t j = j0; j < j1; j++) kt->axpy(o, sc[j] * inv, vh + j * D, D);
-        if (probs) {
-            float *pr = probs + ((b * NH + h) * T + t) * S;
-            memset(pr, 0, (size_t)S * sizeof(float));
-            for (int64_t j = j0; j < j1; j++) pr[j] = sc[j] * inv;
-        }
+        attend_row(kt, ctx + (b * T + t) * C + h * D, probs ? probs + ((b * NH + h) * T + t) * S : NULL, sc, vh, j0,
+                   j1, S, D);
     }
 }

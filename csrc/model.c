@@ -541,7 +541,8 @@ tfm_status tfm_workspace_init(tfm_workspace *w, const tfm_model *m, int64_t max_
     w->qkv = zalloc_floats(max_rows * 3 * C);
     w->ctx = zalloc_floats(max_rows * C);
     w->mlp = zalloc_floats(max_rows * I);
-    w->scratch = zalloc_floats((int64_t)tfm_thread_capacity() * max_ctx);
+    const int64_t D = C / m->cfg.n_head;
+    w->scratch = zalloc_floats((int64_t)tfm_thread_capacity() * max_ctx * (D + 1)); /* scores + keysᵀ */
     w->k = zalloc_floats(max_rows * C);
     w->v = zalloc_floats(max_rows * C);
     int ok = w->x && w->xn && w->qkv && w->ctx && w->mlp && w->scratch && w->k && w->v;

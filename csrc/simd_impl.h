@@ -174,6 +174,69 @@ float FN(tfm_max)(const float *x, int64_t n) {
     return r;
 }
 
+/* Attention pieces for many queries at once (prefill, encoders):
+ * sc[j] = scale · Σ_d q[d]·kt[d·ld + j] for j in [0, n), with the keys' transpose kt [D][ld]
+ * packed by the caller: 4 vectors of keys per register block, no horizontal sums. */
+void FN(tfm_scores_t)(float *sc, const float *q, const float *kt, int64_t ld, int64_t D, int64_t n, float scale) {
+    int64_t j = 0;
+    for (; j + 4 * VW <= n; j += 4 * VW) {
+        vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        const float *p = kt + j;
+        for (int64_t d = 0; d < D; d++, p += ld) {
+            vf qd = splatv(q[d]);
+            a0 += qd * ldv(p);
+            a1 += qd * ldv(p + VW);
+            a2 += qd * ldv(p + 2 * VW);
+            a3 += qd * ldv(p + 3 * VW);
+        }
+        stv(sc + j, a0 * scale);
+        stv(sc + j + VW, a1 * scale);
+        stv(sc + j + 2 * VW, a2 * scale);
+        stv(sc + j + 3 * VW, a3 * scale);
+    }
+    for (; j + VW <= n; j += VW) {
+        vf a = {0};
+        for (int64_t d = 0; d < D; d++) a += splatv(q[d]) * ldv(kt + d * ld + j);
+        stv(sc + j, a * scale);
+    }
+    for (; j < n; j++) {
+        float a = 0.0f;
+        for (int64_t d = 0; d < D; d++) a += q[d] * kt[d * ld + j];
+        sc[j] = a * scale;
+    }
+}
+
+/* o[c] = Σ_j w[j]·v[j·D + c]: the weighted sum of n rows of width D, 4 vectors of columns held in
+ * registers across all rows (attention's probabilities × values). */
+void FN(tfm_rows_weighted)(float *o, const float *w, const float *v, int64_t n, int64_t D) {
+    int64_t c = 0;
+    for (; c + 4 * VW <= D; c += 4 * VW) {
+        vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int64_t j = 0; j < n; j++) {
+            vf wj = splatv(w[j]);
+            const float *r = v + j * D + c;
+            a0 += wj * ldv(r);
+            a1 += wj * ldv(r + VW);
+            a2 += wj * ldv(r + 2 * VW);
+            a3 += wj * ldv(r + 3 * VW);
+        }
+        stv(o + c, a0);
+        stv(o + c + VW, a1);
+        stv(o + c + 2 * VW, a2);
+        stv(o + c + 3 * VW, a3);
+    }
+    for (; c + VW <= D; c += VW) {
+        vf a = {0};
+        for (int64_t j = 0; j < n; j++) a += splatv(w[j]) * ldv(v + j * D + c);
+        stv(o + c, a);
+    }
+    for (; c < D; c++) {
+        float a = 0.0f;
+        for (int64_t j = 0; j < n; j++) a += w[j] * v[j * D + c];
+        o[c] = a;
+    }
+}
+
 /* ---- activations, in place over n floats (act codes: tfm.h tfm_act) ------------------------ */
 #define SQRT_2_OVER_PI 0.7978845608028654f
 static inline __attribute__((always_inline)) vf actv(vf x, int act) {

@@ -115,7 +115,7 @@ float tfm_dot(const float *a, const float *b, int64_t n);
  * q:     [B·T] rows of stride ldq, head h at columns h·D
  * k, v:  [B][NH][cap][D] (a KV-cache layer)
  * mask:  [B][S] 0/1 or NULL;  probs: NULL or [B][NH][T][S] (zeros where not visible)
- * ctx:   [B·T][NH·D];  scratch: [nthreads][S] floats (nthreads = tfm_max_threads()). */
+ * ctx:   [B·T][NH·D];  scratch: [tfm_thread_capacity()][S·(D + 1)] floats. */
 void tfm_attention(float *ctx, float *probs, const float *q, int64_t ldq, const float *k, const float *v,
                    int64_t cap, const int32_t *mask, int64_t B, int64_t T, int64_t P, int64_t NH, int64_t D,
                    float scale, int causal, int64_t window, float *scratch);
@@ -312,7 +312,7 @@ typedef struct {
     float *qkv;     /* [rows][3C] */
     float *ctx;     /* [rows][C] attention output before projection */
     float *mlp;     /* [rows][I] */
-    float *scratch; /* [threads][max_ctx] attention scores */
+    float *scratch; /* [threads][max_ctx·(D + 1)] attention scores and transposed keys */
     float *k, *v;   /* [rows][C] K/V of one layer when no cache is used */
     float *aux;     /* encoders: [rows][max(E, E', C)] embeddings before projection, head transforms */
 } tfm_workspace;
