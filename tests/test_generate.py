@@ -485,3 +485,26 @@ def test_trace_table_is_readable(models):
     kept = [int(ln.split()[1]) for ln in lines[2:]]
     assert kept[0] == model.config.vocab_size and kept[1] >= 8 and kept[2] <= kept[1]
     assert str(out.trace[1]) == out.trace[1].table()
+
+
+def test_score_ranks_cyrillic_choices_as_summed_log_softmax(tmp_path, torch_module):
+    """Issue 3's example: "Париж" vs "Вена" after "Столица Франции –" (multi-token byte-level choices)."""
+    import transformers as T
+
+    from conftest import DATA
+
+    tok = tfm.AutoTokenizer.from_pretrained(DATA / "gpt2-tokenizer")
+    torch_module.manual_seed(3)
+    hf = T.GPT2LMHeadModel(T.GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=64,
+                                        initializer_range=0.3)).eval()
+    hf.save_pretrained(tmp_path)
+    model = tfm.AutoModelForCausalLM.from_pretrained(tmp_path)
+    prompt = tok.encode("Столица Франции –")
+    choices = [tok.encode(" Париж"), tok.encode(" Вена")]
+    assert all(len(c) > 1 for c in choices)
+    res = model.score(prompt, choices)
+    for c, total in zip(choices, res.total):
+        with torch_module.no_grad():
+            lsm = torch_module.log_softmax(hf(torch_module.tensor([prompt + c])).logits[0], -1).numpy()
+        assert total == pytest.approx(sum(lsm[len(prompt) - 1 + t, x] for t, x in enumerate(c)), abs=1e-4)
+    assert list(res.ranking()) == ([0, 1] if res.total[0] > res.total[1] else [1, 0])
