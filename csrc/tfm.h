@@ -13,8 +13,9 @@
  *   → decoding (sampling.c, generate.c) → binding (module.c,
  *   the only file that includes Python.h / NumPy) → Python package.
  *
- * What the core does not do: read files, print, exit, or keep global mutable state (the kernel
- * dispatch table is chosen once by tfm_select_isa() at import and read-only afterwards). Every
+ * What the core does not do: read files, print, exit, or keep global mutable state — except two
+ * process-wide settings: the kernel dispatch table (tfm_select_isa(), chosen at import) and the
+ * thread cap (tfm_set_num_threads()), both plain values read at every kernel call. Every
  * function that can fail returns a tfm_status; the binding turns it into a Python exception.
  * Ownership: every *_init allocates and the matching *_free releases; a struct whose init failed
  * is safe to free.
