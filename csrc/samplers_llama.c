@@ -15,26 +15,13 @@
 
 #include <float.h>
 
-static int ws_ok(const tfm_sampling_ws *w, int64_t V) { return w && w->e && V >= 1 && V <= w->cap; }
-
-static tfm_status check_ids(const int32_t *ids, int64_t n, int64_t V) {
-    if (n < 0 || (n > 0 && !ids)) return TFM_E_ARG;
-    for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= V) return TFM_E_RANGE;
-    return TFM_OK;
-}
-
-static void info_set(tfm_filter_info *info, int64_t kept, double mass) {
-    if (info) info->kept = kept, info->mass = mass;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Penalties (llama.cpp "penalties" minus its repeat part, which is the HF formula with ≤ 0)
  * ------------------------------------------------------------------------------------------- */
 tfm_status tfm_frequency_presence_apply(float *z, int64_t V, const int32_t *ids, int64_t n, float freq,
                                         float presence, tfm_sampling_ws *w) {
-    if (!ws_ok(w, V) || !isfinite(freq) || !isfinite(presence)) return TFM_E_ARG;
-    tfm_status st = check_ids(ids, n, V);
+    if (!tfm__ws_ok(w, V) || !isfinite(freq) || !isfinite(presence)) return TFM_E_ARG;
+    tfm_status st = tfm__check_ids(ids, n, V);
     if (st != TFM_OK) return st;
     for (int64_t i = 0; i < n; i++) w->count[ids[i]]++;
     for (int64_t i = 0; i < n; i++) {
@@ -55,7 +42,7 @@ tfm_status tfm_top_n_sigma_apply(float *z, int64_t V, float nsig, tfm_filter_inf
     float mx;
     int64_t fin;
     tfm__scan(z, V, &mx, &fin);
-    if (fin <= 1) return info_set(info, fin, fin ? 1.0 : 0.0), TFM_OK;
+    if (fin <= 1) return tfm__info_set(info, fin, fin ? 1.0 : 0.0), TFM_OK;
     double sum = 0.0;
     for (int64_t i = 0; i < V; i++)
         if (z[i] != -INFINITY) sum += z[i];
@@ -78,7 +65,7 @@ tfm_status tfm_top_n_sigma_apply(float *z, int64_t V, float nsig, tfm_filter_inf
             kept_mass += p;
         }
     }
-    info_set(info, kept, info ? kept_mass / total : 0.0);
+    tfm__info_set(info, kept, info ? kept_mass / total : 0.0);
     return TFM_OK;
 }
 
@@ -87,12 +74,12 @@ tfm_status tfm_top_n_sigma_apply(float *z, int64_t V, float nsig, tfm_filter_inf
  * ------------------------------------------------------------------------------------------- */
 tfm_status tfm_xtc_apply(float *z, int64_t V, float probability, float threshold, int64_t min_keep, tfm_rng *r,
                          tfm_sampling_ws *w, tfm_filter_info *info) {
-    if (!ws_ok(w, V) || !r || !(probability >= 0.0f && probability <= 1.0f) ||
+    if (!tfm__ws_ok(w, V) || !r || !(probability >= 0.0f && probability <= 1.0f) ||
         !(threshold >= 0.0f && threshold <= 1.0f) || min_keep < 1)
         return TFM_E_ARG;
     tfm__view v;
     const int64_t fin = tfm__view_build(&v, z, V, w);
-    info_set(info, fin, fin ? 1.0 : 0.0);
+    tfm__info_set(info, fin, fin ? 1.0 : 0.0);
     if (probability <= 0.0f || threshold > 0.5f || fin < 2) return TFM_OK; /* off: no draw either */
     if (tfm_rng_uniform(r) > probability) return TFM_OK;
     const float s = tfm__view_exp(&v, w->e), inv = 1.0f / s;
@@ -116,7 +103,7 @@ tfm_status tfm_xtc_apply(float *z, int64_t V, float probability, float threshold
             z[tfm__tok(&v, j)] = -INFINITY;
         }
     }
-    info_set(info, fin - pos_last, 1.0 - removed / s);
+    tfm__info_set(info, fin - pos_last, 1.0 - removed / s);
     return TFM_OK;
 }
 
@@ -125,17 +112,17 @@ tfm_status tfm_xtc_apply(float *z, int64_t V, float probability, float threshold
  * ------------------------------------------------------------------------------------------- */
 tfm_status tfm_dry_apply(float *z, int64_t V, const int32_t *ids, int64_t n, const tfm_dry_params *p, int32_t *zbuf,
                          tfm_sampling_ws *w) {
-    if (!ws_ok(w, V) || !p || !isfinite(p->multiplier) || p->multiplier < 0.0f || !(p->base >= 1.0f) ||
+    if (!tfm__ws_ok(w, V) || !p || !isfinite(p->multiplier) || p->multiplier < 0.0f || !(p->base >= 1.0f) ||
         p->base == INFINITY || p->allowed_length < 1 || p->n_breakers < 0 ||
         (p->n_breakers > 0 && (!p->breaker_offsets || !p->breaker_ids)))
         return TFM_E_ARG;
-    tfm_status st = check_ids(ids, n, V);
+    tfm_status st = tfm__check_ids(ids, n, V);
     if (st != TFM_OK) return st;
     if (p->n_breakers > 0) {
         if (p->breaker_offsets[0] != 0) return TFM_E_ARG;
         for (int64_t b = 0; b < p->n_breakers; b++) {
             if (p->breaker_offsets[b + 1] <= p->breaker_offsets[b]) return TFM_E_ARG;
-            st = check_ids(p->breaker_ids + p->breaker_offsets[b], p->breaker_offsets[b + 1] - p->breaker_offsets[b], V);
+            st = tfm__check_ids(p->breaker_ids + p->breaker_offsets[b], p->breaker_offsets[b + 1] - p->breaker_offsets[b], V);
             if (st != TFM_OK) return st;
         }
     }
@@ -237,7 +224,7 @@ static tfm_status truncate_and_draw(int64_t *token, double *p_sel, float *z, con
 
 tfm_status tfm_mirostat_sample(int64_t *token, float *z, int64_t V, float tau, float eta, int32_t m, float *mu,
                                tfm_rng *r, tfm_sampling_ws *w) {
-    if (!ws_ok(w, V) || !token || !mu || !r || !isfinite(tau) || !isfinite(eta) || !isfinite(*mu) || m < 2)
+    if (!tfm__ws_ok(w, V) || !token || !mu || !r || !isfinite(tau) || !isfinite(eta) || !isfinite(*mu) || m < 2)
         return TFM_E_ARG;
     tfm__view v;
     const int64_t fin = tfm__view_build(&v, z, V, w);
@@ -273,7 +260,7 @@ tfm_status tfm_mirostat_sample(int64_t *token, float *z, int64_t V, float tau, f
 
 tfm_status tfm_mirostat_v2_sample(int64_t *token, float *z, int64_t V, float tau, float eta, float *mu,
                                   tfm_rng *r, tfm_sampling_ws *w) {
-    if (!ws_ok(w, V) || !token || !mu || !r || !isfinite(tau) || !isfinite(eta) || !isfinite(*mu)) return TFM_E_ARG;
+    if (!tfm__ws_ok(w, V) || !token || !mu || !r || !isfinite(tau) || !isfinite(eta) || !isfinite(*mu)) return TFM_E_ARG;
     tfm__view v;
     const int64_t fin = tfm__view_build(&v, z, V, w);
     if (fin == 0) return TFM_E_ARG;

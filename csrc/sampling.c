@@ -87,22 +87,9 @@ void tfm_sampling_ws_free(tfm_sampling_ws *w) {
     memset(w, 0, sizeof *w);
 }
 
-static int ws_ok(const tfm_sampling_ws *w, int64_t V) { return w && w->e && V >= 1 && V <= w->cap; }
-
-static tfm_status check_ids(const int32_t *ids, int64_t n, int64_t V) {
-    if (n < 0 || (n > 0 && !ids)) return TFM_E_ARG;
-    for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= V) return TFM_E_RANGE;
-    return TFM_OK;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Filter bookkeeping for traces
  * ------------------------------------------------------------------------------------------- */
-static void info_set(tfm_filter_info *info, int64_t kept, double mass) {
-    if (info) info->kept = kept, info->mass = mass;
-}
-
 /* After a filter removed entries of row z: count the survivors of view v and their share of the
  * softmax numerators e computed *before* the filter (sum s). */
 static void info_after(tfm_filter_info *info, const tfm__view *v, const float *z, const float *e, float s) {
@@ -121,7 +108,7 @@ static void info_after(tfm_filter_info *info, const tfm__view *v, const float *z
         kept += k0;
         m0 += k0 ? e[j] : 0.0f;
     }
-    info_set(info, kept, (m0 + m1) / s);
+    tfm__info_set(info, kept, (m0 + m1) / s);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -179,7 +166,7 @@ int64_t tfm_argmax(const float *z, int64_t V) {
 }
 
 tfm_status tfm_top_indices(int32_t *out, const float *z, int64_t V, int64_t k, tfm_sampling_ws *w) {
-    if (!ws_ok(w, V) || k < 1 || k > V) return TFM_E_ARG;
+    if (!tfm__ws_ok(w, V) || k < 1 || k > V) return TFM_E_ARG;
     tfm__top_keys(w->top, z, V, k, 0, w);
     for (int64_t r = 0; r < k; r++) out[r] = (int32_t)tfm__pos_lo(w->top[r]);
     return TFM_OK;
@@ -208,7 +195,7 @@ tfm_status tfm_sample(int64_t *token, const float *z, int64_t V, int is_prob, tf
 
 tfm_status tfm_sample_n(int64_t *out, int64_t k, int replacement, const float *z, int64_t V, int is_prob,
                         tfm_rng *r, tfm_sampling_ws *w) {
-    if (!ws_ok(w, V) || !out || !r || k < 0) return TFM_E_ARG;
+    if (!tfm__ws_ok(w, V) || !out || !r || k < 0) return TFM_E_ARG;
     if (k == 0) return TFM_OK;
     tfm__view v;
     const float *wt;
@@ -267,7 +254,7 @@ tfm_status tfm_temperature_apply(float *z, int64_t V, float t) {
 /* TopKLogitsWarper: threshold = the max(k, min_keep)-th largest value; remove z < threshold. */
 tfm_status tfm_top_k_apply(float *z, int64_t V, int64_t k, int64_t min_keep, tfm_sampling_ws *w,
                            tfm_filter_info *info) {
-    if (!ws_ok(w, V) || k < 0 || min_keep < 1) return TFM_E_ARG;
+    if (!tfm__ws_ok(w, V) || k < 0 || min_keep < 1) return TFM_E_ARG;
     const int64_t kk = k > min_keep ? k : min_keep;
     tfm__view v = {V, V, NULL, z, 0.0f};
     float s = 0.0f;
@@ -276,14 +263,14 @@ tfm_status tfm_top_k_apply(float *z, int64_t V, int64_t k, int64_t min_keep, tfm
         if (v.finite) s = tfm__view_exp(&v, w->e);
     }
     if (k == 0 || kk >= V) { /* off, or everything is kept */
-        if (info) info_set(info, v.finite, v.finite ? 1.0 : 0.0);
+        if (info) tfm__info_set(info, v.finite, v.finite ? 1.0 : 0.0);
         return TFM_OK;
     }
     /* with fewer than kk finite entries the threshold is −inf and nothing is removed */
     const float thr = tfm__kth_largest(z, V, kk, w);
     for (int64_t i = 0; i < V; i++) z[i] = z[i] < thr ? -INFINITY : z[i];
     if (info && v.finite) info_after(info, &v, z, w->e, s);
-    else if (info) info_set(info, 0, 0.0);
+    else if (info) tfm__info_set(info, 0, 0.0);
     return TFM_OK;
 }
 
@@ -378,9 +365,9 @@ static int top_p_mass_cut(uint64_t *cut, const tfm__view *v, const float *e, flo
  * nucleus is small the cut is found in a selected head of 64; otherwise by mass selection. */
 tfm_status tfm_top_p_apply(float *z, int64_t V, double p, int64_t min_keep, tfm_sampling_ws *w,
                            tfm_filter_info *info) {
-    if (!ws_ok(w, V) || !(p > 0.0 && p <= 1.0) || min_keep < 1) return TFM_E_ARG;
+    if (!tfm__ws_ok(w, V) || !(p > 0.0 && p <= 1.0) || min_keep < 1) return TFM_E_ARG;
     tfm__view v;
-    if (tfm__view_build(&v, z, V, w) == 0) return info_set(info, 0, 0.0), TFM_OK;
+    if (tfm__view_build(&v, z, V, w) == 0) return tfm__info_set(info, 0, 0.0), TFM_OK;
     float *e = w->e;
     const float s = tfm__view_exp(&v, e), inv = 1.0f / s;
     const int64_t n = v.n;
@@ -429,9 +416,9 @@ tfm_status tfm_top_p_apply(float *z, int64_t V, double p, int64_t min_keep, tfm_
  * value (equal values: lower id first, as a stable descending argsort) are kept as well. */
 tfm_status tfm_min_p_apply(float *z, int64_t V, float mp, int64_t min_keep, tfm_sampling_ws *w,
                            tfm_filter_info *info) {
-    if (!ws_ok(w, V) || !(mp >= 0.0f && mp <= 1.0f) || min_keep < 1) return TFM_E_ARG;
+    if (!tfm__ws_ok(w, V) || !(mp >= 0.0f && mp <= 1.0f) || min_keep < 1) return TFM_E_ARG;
     tfm__view v;
-    if (tfm__view_build(&v, z, V, w) == 0) return info_set(info, 0, 0.0), TFM_OK;
+    if (tfm__view_build(&v, z, V, w) == 0) return tfm__info_set(info, 0, 0.0), TFM_OK;
     float *e = w->e;
     const float s = tfm__view_exp(&v, e), inv = 1.0f / s;
     const float scaled = mp * (1.0f * inv); /* max p = e^0·(1/Σ) */
@@ -466,11 +453,11 @@ static double entropy(const tfm__view *v, const float *e, float s) {
  * entry with d above the cut's d is removed, except the first min_keep positions. */
 tfm_status tfm_typical_apply(float *z, int64_t V, float mass, int64_t min_keep, tfm_sampling_ws *w,
                              tfm_filter_info *info) {
-    if (!ws_ok(w, V) || !(mass > 0.0f && mass <= 1.0f) || min_keep < 1) return TFM_E_ARG;
+    if (!tfm__ws_ok(w, V) || !(mass > 0.0f && mass <= 1.0f) || min_keep < 1) return TFM_E_ARG;
     tfm__view v;
     const int64_t fin = tfm__view_build(&v, z, V, w);
-    if (fin == 0) return info_set(info, 0, 0.0), TFM_OK;
-    if (mass == 1.0f) return info_set(info, fin, 1.0), TFM_OK; /* off (the HF class refuses 1.0) */
+    if (fin == 0) return tfm__info_set(info, 0, 0.0), TFM_OK;
+    if (mass == 1.0f) return tfm__info_set(info, fin, 1.0), TFM_OK; /* off (the HF class refuses 1.0) */
     float *e = w->e;
     const float s = tfm__view_exp(&v, e), inv = 1.0f / s, lse = logf(s);
     const float H = (float)entropy(&v, e, s);
@@ -519,11 +506,11 @@ static void cut_below_prob(float *z, const tfm__view *v, const float *e, float i
 /* EpsilonLogitsWarper (Hewitt et al. 2022, truncation sampling). */
 tfm_status tfm_epsilon_apply(float *z, int64_t V, float eps, int64_t min_keep, tfm_sampling_ws *w,
                              tfm_filter_info *info) {
-    if (!ws_ok(w, V) || !(eps >= 0.0f && eps < 1.0f) || min_keep < 1) return TFM_E_ARG;
+    if (!tfm__ws_ok(w, V) || !(eps >= 0.0f && eps < 1.0f) || min_keep < 1) return TFM_E_ARG;
     tfm__view v;
     const int64_t fin = tfm__view_build(&v, z, V, w);
-    if (fin == 0) return info_set(info, 0, 0.0), TFM_OK;
-    if (eps == 0.0f) return info_set(info, fin, 1.0), TFM_OK;
+    if (fin == 0) return tfm__info_set(info, 0, 0.0), TFM_OK;
+    if (eps == 0.0f) return tfm__info_set(info, fin, 1.0), TFM_OK;
     const float s = tfm__view_exp(&v, w->e);
     cut_below_prob(z, &v, w->e, 1.0f / s, eps, min_keep, w);
     info_after(info, &v, z, w->e, s);
@@ -533,11 +520,11 @@ tfm_status tfm_epsilon_apply(float *z, int64_t V, float eps, int64_t min_keep, t
 /* EtaLogitsWarper: eta = min(ε, √ε·e^−H) in float32 as torch computes it. */
 tfm_status tfm_eta_apply(float *z, int64_t V, float eps, int64_t min_keep, tfm_sampling_ws *w,
                          tfm_filter_info *info) {
-    if (!ws_ok(w, V) || !(eps >= 0.0f && eps < 1.0f) || min_keep < 1) return TFM_E_ARG;
+    if (!tfm__ws_ok(w, V) || !(eps >= 0.0f && eps < 1.0f) || min_keep < 1) return TFM_E_ARG;
     tfm__view v;
     const int64_t fin = tfm__view_build(&v, z, V, w);
-    if (fin == 0) return info_set(info, 0, 0.0), TFM_OK;
-    if (eps == 0.0f) return info_set(info, fin, 1.0), TFM_OK;
+    if (fin == 0) return tfm__info_set(info, 0, 0.0), TFM_OK;
+    if (eps == 0.0f) return tfm__info_set(info, fin, 1.0), TFM_OK;
     const float s = tfm__view_exp(&v, w->e);
     const float H = (float)entropy(&v, w->e, s);
     const float eta = fminf(eps, sqrtf(eps) * expf(-H));
@@ -553,8 +540,8 @@ tfm_status tfm_eta_apply(float *z, int64_t V, float eps, int64_t min_keep, tfm_s
 /* RepetitionPenaltyLogitsProcessor: each distinct id once, from its original value. */
 tfm_status tfm_repetition_penalty_apply(float *z, int64_t V, const int32_t *ids, int64_t n, float penalty,
                                         tfm_sampling_ws *w) {
-    if (!ws_ok(w, V) || !(penalty > 0.0f) || penalty == INFINITY) return TFM_E_ARG;
-    tfm_status st = check_ids(ids, n, V);
+    if (!tfm__ws_ok(w, V) || !(penalty > 0.0f) || penalty == INFINITY) return TFM_E_ARG;
+    tfm_status st = tfm__check_ids(ids, n, V);
     if (st != TFM_OK) return st;
     for (int64_t i = 0; i < n; i++) {
         const int32_t t = ids[i];
@@ -570,7 +557,7 @@ tfm_status tfm_repetition_penalty_apply(float *z, int64_t V, const int32_t *ids,
  * history; the banned continuations are those whose first N−1 ids equal the last N−1 ids. */
 tfm_status tfm_no_repeat_ngram_apply(float *z, int64_t V, const int32_t *ids, int64_t n, int64_t ngram) {
     if (V < 1 || ngram < 1) return TFM_E_ARG;
-    tfm_status st = check_ids(ids, n, V);
+    tfm_status st = tfm__check_ids(ids, n, V);
     if (st != TFM_OK) return st;
     if (n + 1 < ngram) return TFM_OK;
     const int32_t *prefix = ids + n - (ngram - 1);
@@ -585,9 +572,9 @@ tfm_status tfm_no_repeat_ngram_apply(float *z, int64_t V, const int32_t *ids, in
  * its bias tensor. Accumulators live in w->e, touched tokens in w->id, flags in w->count. */
 tfm_status tfm_sequence_bias_apply(float *z, int64_t V, const int32_t *ids, int64_t n, const tfm_sequence_bias *sb,
                                    tfm_sampling_ws *w) {
-    if (!ws_ok(w, V) || !sb || sb->count < 0 || (sb->count > 0 && (!sb->offsets || !sb->ids || !sb->bias)))
+    if (!tfm__ws_ok(w, V) || !sb || sb->count < 0 || (sb->count > 0 && (!sb->offsets || !sb->ids || !sb->bias)))
         return TFM_E_ARG;
-    tfm_status st = check_ids(ids, n, V);
+    tfm_status st = tfm__check_ids(ids, n, V);
     if (st != TFM_OK) return st;
     if (sb->count == 0) return TFM_OK;
     if (sb->offsets[0] != 0) return TFM_E_ARG;
@@ -623,7 +610,7 @@ tfm_status tfm_sequence_bias_apply(float *z, int64_t V, const int32_t *ids, int6
 
 tfm_status tfm_tokens_suppress(float *z, int64_t V, const int32_t *tokens, int64_t count) {
     if (V < 1) return TFM_E_ARG;
-    tfm_status st = check_ids(tokens, count, V);
+    tfm_status st = tfm__check_ids(tokens, count, V);
     if (st != TFM_OK) return st;
     for (int64_t i = 0; i < count; i++) z[tokens[i]] = -INFINITY;
     return TFM_OK;
@@ -632,7 +619,7 @@ tfm_status tfm_tokens_suppress(float *z, int64_t V, const int32_t *tokens, int64
 tfm_status tfm_min_length_apply(float *z, int64_t V, int64_t length, int64_t min_length, const int32_t *eos,
                                 int64_t n_eos) {
     if (V < 1 || min_length < 0) return TFM_E_ARG; /* length < 0: still inside the prompt */
-    tfm_status st = check_ids(eos, n_eos, V);
+    tfm_status st = tfm__check_ids(eos, n_eos, V);
     if (st != TFM_OK) return st;
     if (length < min_length)
         for (int64_t i = 0; i < n_eos; i++) z[eos[i]] = -INFINITY;

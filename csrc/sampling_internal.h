@@ -18,6 +18,19 @@
 
 #include "tfm.h"
 
+/* Argument checks shared by the processors: the workspace holds a row of V entries; ids are in [0, V). */
+static inline int tfm__ws_ok(const tfm_sampling_ws *w, int64_t V) { return w && w->e && V >= 1 && V <= w->cap; }
+static inline tfm_status tfm__check_ids(const int32_t *ids, int64_t n, int64_t V) {
+    if (n < 0 || (n > 0 && !ids)) return TFM_E_ARG;
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V) return TFM_E_RANGE;
+    return TFM_OK;
+}
+/* Filter bookkeeping for traces: what a filter kept (count and probability mass). */
+static inline void tfm__info_set(tfm_filter_info *info, int64_t kept, double mass) {
+    if (info) info->kept = kept, info->mass = mass;
+}
+
 typedef struct {
     int64_t n;         /* entries in the view */
     int64_t finite;    /* finite entries among them (== n for a compacted view) */
