@@ -54,7 +54,7 @@ def path(name: str = "gpt") -> Path:
 def load_default(name: str = "gpt", task: str | None = None, **kwargs: Any) -> Tuple[Any, Any]:
     """(model, tokenizer) of an embedded model, loaded from the package's own files.
 
-    name: "gpt" (a 4-layer GPT-2, byte-level BPE of 4,096 tokens) or "bert" (a 4-layer BERT with its
+    name: "gpt" (a 6-layer GPT-2, byte-level BPE of 8,192 tokens) or "bert" (a 4-layer BERT with its
     pre-training heads, uncased WordPiece of 4,096 tokens).
     task: which head to build, as the Auto classes name them — "gpt": "causal-lm" (default) or "base";
     "bert": "pretraining" (default: MLM + NSP), "masked-lm", "next-sentence" or "base".
