@@ -53,27 +53,25 @@ void tfm_set_num_threads(int n) { atomic_store(&threads_limit, n > 0 ? n : 0); }
 typedef struct {
     void (*gemm_panels)(float *, int64_t, const float *, int64_t, const float *, const float *, int64_t,
                         int64_t, int64_t, int64_t, int64_t);
-    float (*dot)(const float *, const float *, int64_t);
-    void (*axpy)(float *, float, const float *, int64_t);
     float (*exp_shift_sum)(float *, float, int64_t);
     int64_t (*act_vec)(float *, int64_t, int);
     float (*exp_sum)(const float *, float, int64_t);
     float (*max)(const float *, int64_t);
     void (*scores_t)(float *, const float *, const float *, int64_t, int64_t, int64_t, float);
     void (*rows_weighted)(float *, const float *, const float *, int64_t, int64_t);
+    void (*scores_rows)(float *, const float *, const float *, int64_t, int64_t, float);
 } kernel_table;
 
 #define DECLARE_ISA(S)                                                                                  \
     void tfm_gemm_panels##S(float *, int64_t, const float *, int64_t, const float *, const float *,    \
                             int64_t, int64_t, int64_t, int64_t, int64_t);                              \
-    float tfm_dot##S(const float *, const float *, int64_t);                                            \
-    void tfm_axpy##S(float *, float, const float *, int64_t);                                           \
     float tfm_exp_shift_sum##S(float *, float, int64_t);                                                \
     int64_t tfm_act_vec##S(float *, int64_t, int);                                                      \
     float tfm_exp_sum##S(const float *, float, int64_t);                                                \
     float tfm_max##S(const float *, int64_t);                                                           \
     void tfm_scores_t##S(float *, const float *, const float *, int64_t, int64_t, int64_t, float);      \
-    void tfm_rows_weighted##S(float *, const float *, const float *, int64_t, int64_t);
+    void tfm_rows_weighted##S(float *, const float *, const float *, int64_t, int64_t);                  \
+    void tfm_scores_rows##S(float *, const float *, const float *, int64_t, int64_t, float);
 DECLARE_ISA(_generic)
 #if defined(__x86_64__) && defined(__GNUC__)
 DECLARE_ISA(_avx2)
@@ -99,10 +97,6 @@ float tfm_dot(const float *a, const float *b, int64_t n) {
     double s = 0.0;
     for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
     return (float)s;
-}
-
-static void axpy_scalar(float *y, float a, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
 static float exp_shift_sum_scalar(float *x, float shift, int64_t n) {
@@ -140,6 +134,14 @@ static void scores_t_scalar(float *sc, const float *q, const float *kt, int64_t 
     }
 }
 
+static void scores_rows_scalar(float *sc, const float *q, const float *k, int64_t D, int64_t n, float scale) {
+    for (int64_t j = 0; j < n; j++) {
+        double a = 0.0;
+        for (int64_t d = 0; d < D; d++) a += (double)q[d] * k[j * D + d];
+        sc[j] = (float)a * scale;
+    }
+}
+
 static void rows_weighted_scalar(float *o, const float *w, const float *v, int64_t n, int64_t D) {
     for (int64_t c = 0; c < D; c++) {
         double a = 0.0;
@@ -148,19 +150,16 @@ static void rows_weighted_scalar(float *o, const float *w, const float *v, int64
     }
 }
 
-static const kernel_table table_scalar = {gemm_panels_scalar, tfm_dot, axpy_scalar, exp_shift_sum_scalar,
-                                          act_vec_none, exp_sum_scalar, max_scalar, scores_t_scalar,
-                                          rows_weighted_scalar};
-static const kernel_table table_generic = {tfm_gemm_panels_generic, tfm_dot_generic, tfm_axpy_generic,
-                                           tfm_exp_shift_sum_generic, tfm_act_vec_generic, tfm_exp_sum_generic,
-                                           tfm_max_generic, tfm_scores_t_generic, tfm_rows_weighted_generic};
+static const kernel_table table_scalar = {gemm_panels_scalar,   exp_shift_sum_scalar, act_vec_none,
+                                          exp_sum_scalar,       max_scalar,           scores_t_scalar,
+                                          rows_weighted_scalar, scores_rows_scalar};
+#define ISA_TABLE(S)                                                                                    \
+    {tfm_gemm_panels##S, tfm_exp_shift_sum##S, tfm_act_vec##S,       tfm_exp_sum##S,                   \
+     tfm_max##S,         tfm_scores_t##S,      tfm_rows_weighted##S, tfm_scores_rows##S}
+static const kernel_table table_generic = ISA_TABLE(_generic);
 #if defined(__x86_64__) && defined(__GNUC__)
-static const kernel_table table_avx2 = {tfm_gemm_panels_avx2, tfm_dot_avx2, tfm_axpy_avx2, tfm_exp_shift_sum_avx2,
-                                        tfm_act_vec_avx2, tfm_exp_sum_avx2, tfm_max_avx2, tfm_scores_t_avx2,
-                                        tfm_rows_weighted_avx2};
-static const kernel_table table_avx512 = {tfm_gemm_panels_avx512, tfm_dot_avx512, tfm_axpy_avx512,
-                                          tfm_exp_shift_sum_avx512, tfm_act_vec_avx512, tfm_exp_sum_avx512,
-                                          tfm_max_avx512, tfm_scores_t_avx512, tfm_rows_weighted_avx512};
+static const kernel_table table_avx2 = ISA_TABLE(_avx2);
+static const kernel_table table_avx512 = ISA_TABLE(_avx512);
 #endif
 
 static const kernel_table *K_ = &table_generic;
@@ -511,11 +510,10 @@ void tfm_attention(float *ctx, float *probs, const float *q, int64_t ldq, const 
         /* visible keys [j0, j1) */
         int64_t j1 = causal ? P + t + 1 : S;
         int64_t j0 = (causal && window > 0 && j1 - window > 0) ? j1 - window : 0;
-        for (int64_t j = j0; j < j1; j++) {
-            float s = kt->dot(qv, kh + j * D, D) * scale;
-            if (mrow && mrow[j] == 0) s += -FLT_MAX;
-            sc[j] = s;
-        }
+        kt->scores_rows(sc + j0, qv, kh + j0 * D, D, j1 - j0, scale);
+        if (mrow)
+            for (int64_t j = j0; j < j1; j++)
+                if (mrow[j] == 0) sc[j] += -FLT_MAX;
         attend_row(kt, ctx + (b * T + t) * C + h * D, probs ? probs + ((b * NH + h) * T + t) * S : NULL, sc, vh, j0,
                    j1, S, D);
     }

@@ -114,27 +114,6 @@ static inline __attribute__((always_inline)) vf verfv(vf x) {
     return vsel(x < 0, -r, r);
 }
 
-/* ---- dot product and axpy (attention inner loops) ---------------------------------------- */
-float FN(tfm_dot)(const float *a, const float *b, int64_t n) {
-    vf s0 = {0}, s1 = {0};
-    int64_t i = 0;
-    for (; i + 2 * VW <= n; i += 2 * VW) {
-        s0 += ldv(a + i) * ldv(b + i);
-        s1 += ldv(a + i + VW) * ldv(b + i + VW);
-    }
-    for (; i + VW <= n; i += VW) s0 += ldv(a + i) * ldv(b + i);
-    float s = hsumv(s0 + s1);
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-void FN(tfm_axpy)(float *y, float a, const float *x, int64_t n) {
-    int64_t i = 0;
-    vf va = splatv(a);
-    for (; i + VW <= n; i += VW) stv(y + i, ldv(y + i) + va * ldv(x + i));
-    for (; i < n; i++) y[i] += a * x[i];
-}
-
 /* x[i] = e^(x[i] - shift); returns the sum (softmax numerator and denominator in one pass). */
 float FN(tfm_exp_shift_sum)(float *x, float shift, int64_t n) {
     vf acc = {0};
@@ -206,8 +185,9 @@ void FN(tfm_scores_t)(float *sc, const float *q, const float *kt, int64_t ld, in
     }
 }
 
-/* o[c] = Σ_j w[j]·v[j·D + c]: the weighted sum of n rows of width D, 4 vectors of columns held in
- * registers across all rows (attention's probabilities × values). */
+/* o[c] = Σ_j w[j]·v[j·D + c]: the weighted sum of n rows of width D (attention's probabilities ×
+ * values). Blocks of 4 column vectors keep 4 independent FMA chains; narrower heads (D = 32 on
+ * AVX-512) take two rows per step instead, so the chains stay independent there too. */
 void FN(tfm_rows_weighted)(float *o, const float *w, const float *v, int64_t n, int64_t D) {
     int64_t c = 0;
     for (; c + 4 * VW <= D; c += 4 * VW) {
@@ -225,15 +205,71 @@ void FN(tfm_rows_weighted)(float *o, const float *w, const float *v, int64_t n, 
         stv(o + c + 2 * VW, a2);
         stv(o + c + 3 * VW, a3);
     }
+    for (; c + 2 * VW <= D; c += 2 * VW) {
+        vf a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+        int64_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            vf w0 = splatv(w[j]), w1 = splatv(w[j + 1]);
+            const float *r = v + j * D + c;
+            a0 += w0 * ldv(r);
+            a1 += w0 * ldv(r + VW);
+            b0 += w1 * ldv(r + D);
+            b1 += w1 * ldv(r + D + VW);
+        }
+        if (j < n) {
+            vf wj = splatv(w[j]);
+            a0 += wj * ldv(v + j * D + c);
+            a1 += wj * ldv(v + j * D + c + VW);
+        }
+        stv(o + c, a0 + b0);
+        stv(o + c + VW, a1 + b1);
+    }
     for (; c + VW <= D; c += VW) {
-        vf a = {0};
-        for (int64_t j = 0; j < n; j++) a += splatv(w[j]) * ldv(v + j * D + c);
-        stv(o + c, a);
+        vf a = {0}, b = {0};
+        int64_t j = 0;
+        for (; j + 2 <= n; j += 2) {
+            a += splatv(w[j]) * ldv(v + j * D + c);
+            b += splatv(w[j + 1]) * ldv(v + (j + 1) * D + c);
+        }
+        if (j < n) a += splatv(w[j]) * ldv(v + j * D + c);
+        stv(o + c, a + b);
     }
     for (; c < D; c++) {
         float a = 0.0f;
         for (int64_t j = 0; j < n; j++) a += w[j] * v[j * D + c];
         o[c] = a;
+    }
+}
+
+/* sc[j] = scale · q·k[j·D ..] for n keys stored row-major (one query: the decode step). The dot
+ * products are inlined and taken four keys at a time, so their horizontal sums overlap instead of
+ * forming one call-and-reduce chain per key. */
+static inline __attribute__((always_inline)) vf dot_partial(const float *q, const float *k, int64_t D) {
+    vf s = {0};
+    for (int64_t d = 0; d + VW <= D; d += VW) s += ldv(q + d) * ldv(k + d);
+    return s;
+}
+void FN(tfm_scores_rows)(float *sc, const float *q, const float *k, int64_t D, int64_t n, float scale) {
+    const int64_t Dv = D - D % VW; /* vector part; the rest is scalar */
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *k0 = k + j * D;
+        vf p0 = dot_partial(q, k0, Dv), p1 = dot_partial(q, k0 + D, Dv);
+        vf p2 = dot_partial(q, k0 + 2 * D, Dv), p3 = dot_partial(q, k0 + 3 * D, Dv);
+        float s0 = hsumv(p0), s1 = hsumv(p1), s2 = hsumv(p2), s3 = hsumv(p3);
+        for (int64_t d = Dv; d < D; d++) {
+            s0 += q[d] * k0[d];
+            s1 += q[d] * k0[D + d];
+            s2 += q[d] * k0[2 * D + d];
+            s3 += q[d] * k0[3 * D + d];
+        }
+        sc[j] = s0 * scale, sc[j + 1] = s1 * scale, sc[j + 2] = s2 * scale, sc[j + 3] = s3 * scale;
+    }
+    for (; j < n; j++) {
+        const float *kj = k + j * D;
+        float s = hsumv(dot_partial(q, kj, Dv));
+        for (int64_t d = Dv; d < D; d++) s += q[d] * kj[d];
+        sc[j] = s * scale;
     }
 }
 
