@@ -238,7 +238,14 @@ def test_sliders_static_fallback_without_ipywidgets(monkeypatch):
     assert seen == {"t": 0.5, "k": 3}
 
 
-def test_sliders_with_ipywidgets_build_int_and_float_controls():
+def test_sliders_static_when_widgets_are_switched_off(monkeypatch):
+    monkeypatch.setenv("TFM_NO_WIDGETS", "1")
+    out = P.sliders(lambda t=0.0: P.distribution(Z4 / t), t=(0.1, 2.0, 0.1, 0.5))
+    assert isinstance(out, Figure)
+
+
+def test_sliders_with_ipywidgets_build_int_and_float_controls(monkeypatch):
+    monkeypatch.delenv("TFM_NO_WIDGETS", raising=False)
     calls = []
 
     def draw(t=0.0, k=0):

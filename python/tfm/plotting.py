@@ -18,6 +18,7 @@ out here, with matplotlib only).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -518,12 +519,15 @@ def masking(tokens: Sequence[str], corrupted: Sequence[str], masked: Any, replac
 def sliders(draw: Callable[..., Any], **params: Tuple[float, float, float, float]):
     """Live controls for ``draw(**values) -> Figure``: each keyword is ``name=(min, max, step, start)``.
     With ipywidgets, displays one slider per parameter (integer sliders when all four numbers are ints) above
-    the figure, redraws on every change and returns the widget. Without ipywidgets it draws once at the start
+    the figure, redraws on every change and returns the widget. Without ipywidgets, or with the environment
+    variable TFM_NO_WIDGETS=1 (headless runs: nbclient can stall on widget output), it draws once at the start
     values and returns that Figure: the static fallback (shown by the notebook like any other figure)."""
     for name, spec in params.items():
         if not isinstance(spec, (tuple, list)) or len(spec) != 4:
             raise ValueError(f"slider {name!r} must be (min, max, step, start), got {spec!r}")
     start = {name: spec[3] for name, spec in params.items()}
+    if os.environ.get("TFM_NO_WIDGETS", "") not in ("", "0"):
+        return draw(**start)
     try:
         import ipywidgets as widgets
         from IPython.display import display
