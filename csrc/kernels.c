@@ -93,12 +93,6 @@ static void gemm_panels_scalar(float *y, int64_t ldy, const float *x, int64_t ld
     }
 }
 
-float tfm_dot(const float *a, const float *b, int64_t n) {
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return (float)s;
-}
-
 static float exp_shift_sum_scalar(float *x, float shift, int64_t n) {
     float s = 0.0f;
     for (int64_t i = 0; i < n; i++) {
@@ -447,8 +441,7 @@ void tfm_activation(float *x, int64_t n, tfm_act act) {
 /* Softmax of sc[j0, j1) (masked keys already at −FLT_MAX), context o = Σ p_j v_j, probabilities out. */
 static void attend_row(const kernel_table *kt, float *o, float *pr, float *sc, const float *vh, int64_t j0, int64_t j1,
                        int64_t S, int64_t D) {
-    float mx = -INFINITY;
-    for (int64_t j = j0; j < j1; j++) mx = sc[j] > mx ? sc[j] : mx;
+    float mx = kt->max(sc + j0, j1 - j0);
     float inv = 1.0f / kt->exp_shift_sum(sc + j0, mx, j1 - j0);
     kt->rows_weighted(o, sc + j0, vh + j0 * D, j1 - j0, D);
     for (int64_t d = 0; d < D; d++) o[d] *= inv;

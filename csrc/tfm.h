@@ -108,7 +108,6 @@ void tfm_layernorm(float *out, const float *x, const float *w, const float *b, i
 void tfm_activation(float *x, int64_t n, tfm_act act);
 /* Scalar twins (test oracles). */
 void tfm_activation_scalar(float *x, int64_t n, tfm_act act);
-float tfm_dot(const float *a, const float *b, int64_t n);
 
 /* Multi-head attention of T new queries over S = P + T keys, per batch row b and head h:
  *   scores_j = scale · q·k_j   for visible j (causal: j ≤ P+t; window > 0 also j > P+t−window),

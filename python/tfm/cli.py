@@ -171,6 +171,17 @@ STRATEGY_PRESETS: Dict[str, Dict[str, Any]] = {
 }
 
 
+def _add_truncation_filters(g) -> None:
+    """The probability-mass filters shared by `generate` and `fill-mask` (same names as generate())."""
+    g.add_argument("--top-p", type=_number, metavar="P", help="nucleus: smallest set with probability >= P, in (0, 1]")
+    g.add_argument("--min-p", type=_number, metavar="P", help="keep tokens with p >= P * p_max, P in [0, 1]")
+    g.add_argument("--typical-p", type=_number, metavar="P", help="locally typical sampling mass, in (0, 1]")
+    g.add_argument("--epsilon-cutoff", "--epsilon", dest="epsilon_cutoff", type=_number, metavar="E",
+                   help="drop tokens with p < E (truncation sampling, Hewitt et al. 2022), E in [0, 1)")
+    g.add_argument("--eta-cutoff", "--eta", dest="eta_cutoff", type=_number, metavar="E",
+                   help="eta sampling: entropy-dependent cutoff (Hewitt et al. 2022), E in [0, 1)")
+
+
 def _add_generation_options(p: argparse.ArgumentParser) -> None:
     from .generation.config import STRATEGIES
 
@@ -207,13 +218,7 @@ def _add_generation_options(p: argparse.ArgumentParser) -> None:
                    help="keep tokens within N standard deviations of the top logit (Tang et al. 2024)")
     g.add_argument("--top-k", type=_int_at_least(0), metavar="K",
                    help="keep the K most probable tokens (0 = off; also contrastive search's candidates)")
-    g.add_argument("--top-p", type=_number, metavar="P", help="nucleus: smallest set with probability >= P, in (0, 1]")
-    g.add_argument("--min-p", type=_number, metavar="P", help="keep tokens with p >= P * p_max, P in [0, 1]")
-    g.add_argument("--typical-p", type=_number, metavar="P", help="locally typical sampling mass, in (0, 1]")
-    g.add_argument("--epsilon-cutoff", "--epsilon", dest="epsilon_cutoff", type=_number, metavar="E",
-                   help="drop tokens with p < E (truncation sampling, Hewitt et al. 2022), E in [0, 1)")
-    g.add_argument("--eta-cutoff", "--eta", dest="eta_cutoff", type=_number, metavar="E",
-                   help="eta sampling: entropy-dependent cutoff (Hewitt et al. 2022), E in [0, 1)")
+    _add_truncation_filters(g)
 
     g = p.add_argument_group("penalties and constraints (every mode)")
     g.add_argument("--repetition-penalty", type=_number, metavar="R",
@@ -777,12 +782,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "option below")
     f.add_argument("--num-samples", type=_int_at_least(1), metavar="N", help="draws per mask (default 1)")
     f.add_argument("--temperature", type=_number, metavar="T", help="sampling temperature")
-    f.add_argument("--top-p", type=_number, metavar="P", help="nucleus filter, in (0, 1]")
-    f.add_argument("--min-p", type=_number, metavar="P", help="min-p filter, in [0, 1]")
-    f.add_argument("--typical-p", type=_number, metavar="P", help="locally typical filter, in (0, 1]")
-    f.add_argument("--epsilon-cutoff", "--epsilon", dest="epsilon_cutoff", type=_number, metavar="E",
-                   help="epsilon filter, in [0, 1)")
-    f.add_argument("--eta-cutoff", "--eta", dest="eta_cutoff", type=_number, metavar="E", help="eta filter, in [0, 1)")
+    _add_truncation_filters(f)
     f.add_argument("--top-n-sigma", type=_number, metavar="N", help="top-n-sigma filter")
     f.add_argument("--seed", type=_int_at_least(0), metavar="S", help="random seed of the draws")
     _json_option(f)

@@ -101,6 +101,17 @@ def kept_mask(logits: Any, keep: Any = None) -> np.ndarray:
     return k.astype(bool) if k.dtype == bool else np.isfinite(k)
 
 
+def _token_bars_axis(ax, bars, ids, labels, chosen) -> None:
+    """One bar per token id: the chosen token outlined, the tokens as tick labels."""
+    if chosen is not None:
+        for b, i in zip(bars, ids):
+            if i == int(chosen):
+                b.set_edgecolor(CHOSEN)
+                b.set_linewidth(2.5)
+    ax.set_xticks(np.arange(len(ids)))
+    ax.set_xticklabels([_label(labels, i) for i in ids], rotation=70, fontsize=7)
+
+
 def distribution(logits: Any, keep: Any = None, *, labels: Labels = None, top: int = 25, ax: Any = None,
                  title: Optional[str] = None, chosen: Optional[int] = None, annotate: bool = True):
     """Bars of the ``top`` most probable tokens of softmax(logits), coloured kept (blue) / removed (grey) by
@@ -117,13 +128,7 @@ def distribution(logits: Any, keep: Any = None, *, labels: Labels = None, top: i
     fig, ax = _fig_ax(ax, (max(4.0, 0.28 * len(order) + 1.5), 3.0))
     colors = [KEPT if kept[i] else REMOVED for i in order]
     bars = ax.bar(np.arange(len(order)), p[order], color=colors, edgecolor=colors, linewidth=1.5)
-    if chosen is not None:
-        for b, i in zip(bars, order):
-            if i == int(chosen):
-                b.set_edgecolor(CHOSEN)
-                b.set_linewidth(2.5)
-    ax.set_xticks(np.arange(len(order)))
-    ax.set_xticklabels([_label(labels, i) for i in order], rotation=70, fontsize=7)
+    _token_bars_axis(ax, bars, order, labels, chosen)
     ax.set_ylabel("probability")
     ax.set_xlim(-0.7, len(order) - 0.3)
     if title:
@@ -181,13 +186,7 @@ def trace_stages(stages: Sequence[Any], *, labels: Labels = None, chosen: Option
         for x, i in enumerate(ids):
             if i not in at or at[i] <= 0:
                 ax.bar([x], [base.get(i, 0.0)], color="none", edgecolor=REMOVED, hatch="//")
-        if chosen is not None:
-            for b, i in zip(bars, ids):
-                if i == int(chosen):
-                    b.set_edgecolor(CHOSEN)
-                    b.set_linewidth(2.5)
-        ax.set_xticks(np.arange(len(ids)))
-        ax.set_xticklabels([_label(labels, i) for i in ids], rotation=70, fontsize=7)
+        _token_bars_axis(ax, bars, ids, labels, chosen)
         ax.set_title(st.name, fontsize=9)
         ax.text(0.98, 0.95, f"kept {st.kept:,}\nmass kept {st.kept_mass:.3f}", transform=ax.transAxes,
                 ha="right", va="top", fontsize=8, bbox=dict(boxstyle="round", fc="white", ec="0.8"))
